@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds stand-ins for the official python, redis and postgres images from
+# Debian trixie packages (debootstrap + docker import), for machines that
+# cannot pull from a registry. Nothing is pushed anywhere.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+suite=trixie
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cache=${OFFLINE_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/celery-stack-debootstrap}
+
+PYTHON_STANDIN=${PYTHON_STANDIN:-standin/python:3.13-trixie}
+REDIS_STANDIN=${REDIS_STANDIN:-standin/redis:8.0-trixie}
+POSTGRES_STANDIN=${POSTGRES_STANDIN:-standin/postgres:17-trixie}
+
+fail() { echo "offline-images: $*" >&2; exit 1; }
+
+ensure_debootstrap() {
+  command -v debootstrap >/dev/null && return
+  [ "$(id -u)" = 0 ] || fail "debootstrap is missing; install it (apt-get install debootstrap) or run as root"
+  apt-get install -y -qq debootstrap >/dev/null || {
+    apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null
+  } || fail "could not install debootstrap from the host's apt sources"
+}
+
+# rootfs_for PACKAGES: prints the path of a fresh minbase rootfs with PACKAGES.
+rootfs_for() {
+  local root
+  root=$(mktemp -d /tmp/standin-rootfs.XXXXXX)
+  mkdir -p "$cache"
+  debootstrap --variant=minbase --cache-dir="$cache" --include="$1" \
+    "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
+    || { tail -n 20 "$root.log" >&2; fail "debootstrap of $suite from $mirror failed"; }
+  rm -f "$root.log"
+  echo "$root"
+}
+
+# import_rootfs ROOT TAG [--change ...]: tars ROOT into image TAG, then removes ROOT.
+import_rootfs() {
+  local root=$1 tag=$2
+  shift 2
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/doc "$root"/usr/share/man
+  tar --numeric-owner -C "$root" -c . | docker import "$@" - "$tag" >/dev/null
+  rm -rf "$root"
+  echo "offline-images: built $tag"
+}
+
+missing() { ! docker image inspect "$1" >/dev/null 2>&1; }
+
+build_python() {
+  local root
+  root=$(rootfs_for python3.13,python3.13-venv,ca-certificates,passwd)
+  # Trust the host's CA bundle, so pip inside a build works behind an
+  # intercepting proxy.
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  ln -sf python3.13 "$root/usr/bin/python3"
+  ln -sf python3.13 "$root/usr/bin/python"
+  import_rootfs "$root" "$PYTHON_STANDIN" \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'CMD ["python3"]'
+}
+
+build_redis() {
+  local root
+  root=$(rootfs_for redis-server)
+  install -m 0755 "$here/standin/redis-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+  mkdir -p "$root/data"
+  import_rootfs "$root" "$REDIS_STANDIN" \
+    --change 'WORKDIR /data' \
+    --change 'EXPOSE 6379' \
+    --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+    --change 'CMD ["redis-server"]'
+}
+
+build_postgres() {
+  local root
+  root=$(rootfs_for postgresql-17)
+  install -m 0755 "$here/standin/postgres-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+  import_rootfs "$root" "$POSTGRES_STANDIN" \
+    --change 'ENV PATH=/usr/lib/postgresql/17/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV PGDATA=/var/lib/postgresql/data' \
+    --change 'EXPOSE 5432' \
+    --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+    --change 'CMD ["postgres"]'
+}
+
+ensure_debootstrap
+if missing "$PYTHON_STANDIN"; then build_python; fi
+if missing "$REDIS_STANDIN"; then build_redis; fi
+if missing "$POSTGRES_STANDIN"; then build_postgres; fi

@@ -1,0 +1,16 @@
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from {{ cookiecutter.package_name }}.models import Base
+from {{ cookiecutter.package_name }}.settings import get_settings
+
+if context.config.config_file_name:
+    fileConfig(context.config.config_file_name)
+
+engine = create_engine(get_settings().sqlalchemy_url)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata)
+    with context.begin_transaction():
+        context.run_migrations()

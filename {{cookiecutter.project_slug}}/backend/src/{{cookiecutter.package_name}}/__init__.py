@@ -1,0 +1,1 @@
+"""{{ cookiecutter.project_name }}: Celery worker, beat and Flower around a transactional outbox."""

@@ -1,0 +1,89 @@
+"""The Celery app factory: the only place that builds a Celery app."""
+
+from celery import Celery
+from celery.signals import task_failure, task_retry
+from celery.utils.log import get_task_logger
+
+from . import settings as config
+from .schedule import build_beat_schedule
+
+logger = get_task_logger(__name__)
+
+OUTBOX_QUEUE = "outbox"
+MAINTENANCE_QUEUE = "maintenance"
+
+
+def create_app(*, monitoring_only: bool = False) -> Celery:
+    """Build the app; ``monitoring_only`` gives Flower a broker-only app."""
+    settings = config.load(config.FlowerSettings if monitoring_only else config.Settings)
+    app = Celery("{{ cookiecutter.package_name }}")
+    app.conf.update(
+        broker_url=settings.celery_broker_url,
+        result_backend=settings.celery_result_backend,
+        # JSON only: no pickle, so a message can never execute code on load.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # UTC everywhere: crontabs mean the same thing on every host.
+        timezone="UTC",
+        enable_utc=True,
+        # Retry the first broker connection too, so start order does not matter.
+        broker_connection_retry_on_startup=True,
+        # Socket timeouts: a dead Redis fails fast instead of hanging a process.
+        broker_transport_options={
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+        },
+        redis_socket_timeout=10,
+        redis_socket_connect_timeout=5,
+        # Events let Flower see tasks and workers.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    if monitoring_only:
+        return app
+
+    app.conf.update(
+        # acks_late: a killed worker's task is redelivered, not lost.
+        task_acks_late=True,
+        # ...including when the worker process dies mid-task (OOM, SIGKILL).
+        task_reject_on_worker_lost=True,
+        # prefetch 1: a slow task never holds back others queued behind it.
+        worker_prefetch_multiplier=1,
+        # Time limits: a stuck task is interrupted, then killed.
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        # Recycle children so slow leaks cannot grow without bound.
+        worker_max_tasks_per_child=1000,
+        # Longer than the longest task, or Redis redelivers a running task.
+        broker_transport_options={
+            **app.conf.broker_transport_options,
+            "visibility_timeout": settings.broker_visibility_timeout,
+        },
+        # Results are for the CLI's `run`; keep them a day, not forever.
+        result_expires=24 * 3600,
+        task_default_queue=MAINTENANCE_QUEUE,
+        task_routes={
+            "{{ cookiecutter.package_name }}.tasks.process_outbox_events": {"queue": OUTBOX_QUEUE},
+            "{{ cookiecutter.package_name }}.tasks.*": {"queue": MAINTENANCE_QUEUE},
+        },
+        include=["{{ cookiecutter.package_name }}.tasks"],
+        beat_schedule=build_beat_schedule(settings),
+        # Beat wakes at least this often, and each wake-up writes the heartbeat.
+        beat_max_loop_interval=5,
+        # Persist last_run_at after every sent task: a restart never re-sends
+        # or skips a run because the schedule file was stale.
+        beat_sync_every=1,
+    )
+    return app
+
+
+@task_failure.connect
+def log_task_failure(sender=None, task_id=None, exception=None, **_):
+    logger.error("Task %s[%s] failed: %r", sender.name, task_id, exception)
+
+
+@task_retry.connect
+def log_task_retry(sender=None, request=None, reason=None, **_):
+    logger.warning("Task %s[%s] will retry: %s", sender.name, request.id, reason)
+

@@ -1,0 +1,105 @@
+"""All configuration, read from the environment in one place.
+
+Nothing else in the package reads ``os.environ``. Bad values stop the process
+at start with one line per problem, naming the variable.
+"""
+
+from functools import cache
+from typing import Annotated, TypeVar
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+SECRET_BEARING = ("url", "backend", "auth")
+
+
+class SettingsError(SystemExit):
+    """Raised with a readable message when the environment is invalid."""
+
+
+class BrokerSettings(BaseSettings):
+    """What every process needs: the broker. Flower needs nothing more."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    celery_broker_url: str = Field(pattern=r"^rediss?://")
+    celery_result_backend: str = Field(pattern=r"^rediss?://")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+
+class FlowerSettings(BrokerSettings):
+    """Flower reads FLOWER_BASIC_AUTH itself; this refuses to start it open."""
+
+    flower_basic_auth: str
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def require_password(cls, value: str) -> str:
+        user, _, password = value.partition(":")
+        if not user or len(password) < 8:
+            raise ValueError("must be USER:PASSWORD with a password of at least 8 characters")
+        return value
+
+
+class Settings(BrokerSettings):
+    """Settings for the worker, beat, migrations and the CLI."""
+
+    database_url: str = Field(pattern=r"^postgresql(\+psycopg)?://")
+
+    outbox_interval_seconds: PositiveSeconds = {{ cookiecutter.outbox_interval_seconds }}
+    outbox_batch_size: PositiveInt = 100
+    outbox_max_attempts: PositiveInt = 5
+    outbox_lease_seconds: PositiveInt = 300
+    outbox_retention_days: PositiveInt = {{ cookiecutter.outbox_retention_days }}
+    cleanup_hour_utc: int = Field({{ cookiecutter.cleanup_hour_utc }}, ge=0, le=23)
+
+    task_soft_time_limit: PositiveInt = 60
+    task_time_limit: PositiveInt = 90
+    broker_visibility_timeout: PositiveInt = 3600
+
+    beat_heartbeat_file: str = "/tmp/celery-beat-heartbeat"
+    beat_heartbeat_max_age: PositiveSeconds = 30
+
+    @model_validator(mode="after")
+    def check_time_limits(self) -> "Settings":
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError("TASK_SOFT_TIME_LIMIT must be below TASK_TIME_LIMIT")
+        if self.broker_visibility_timeout <= self.task_time_limit:
+            raise ValueError(
+                "BROKER_VISIBILITY_TIMEOUT must exceed TASK_TIME_LIMIT, "
+                "or Redis redelivers tasks that are still running"
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the psycopg 3 driver named."""
+        return self.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+AnySettings = TypeVar("AnySettings", bound=BrokerSettings)
+
+
+def load(kind: type[AnySettings], **overrides: object) -> AnySettings:
+    """Build settings from the environment, or exit with a clear message."""
+    try:
+        return kind(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(describe(error) for error in exc.errors())
+        raise SettingsError(f"Invalid configuration: {problems}") from None
+
+
+def describe(error: dict) -> str:
+    name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+    given = error.get("input")
+    # URLs carry passwords: name the variable, never echo its value.
+    hidden = isinstance(given, dict) or name.lower().endswith(SECRET_BEARING)
+    shown = "" if hidden else f"={given!r}"
+    return f"{name}{shown}: {error['msg']}"
+
+
+@cache
+def get_settings() -> Settings:
+    return load(Settings)

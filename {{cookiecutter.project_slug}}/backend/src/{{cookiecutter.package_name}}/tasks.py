@@ -1,0 +1,72 @@
+"""Celery tasks: thin shells around the outbox functions."""
+
+from dataclasses import asdict
+
+import kombu.exceptions
+import redis.exceptions
+import sqlalchemy.exc
+from celery import shared_task
+from celery.utils.log import get_task_logger
+
+from . import outbox
+from .db import new_session
+from .orders import HANDLERS
+from .settings import get_settings
+
+logger = get_task_logger(__name__)
+
+# Outages of the database or broker are worth retrying; bugs are not.
+TRANSIENT_ERRORS = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+RETRY_POLICY = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@shared_task(**RETRY_POLICY)
+def process_outbox_events() -> dict:
+    settings = get_settings()
+    result = outbox.process_batch(
+        new_session,
+        HANDLERS,
+        batch_size=settings.outbox_batch_size,
+        lease_seconds=settings.outbox_lease_seconds,
+        max_attempts=settings.outbox_max_attempts,
+    )
+    return asdict(result)
+
+
+@shared_task(**RETRY_POLICY)
+def reconcile_data_consistency() -> dict:
+    with new_session() as session:
+        requeued = outbox.requeue_expired_leases(session)
+        session.commit()
+        counts = outbox.count_by_status(session)
+    logger.info(
+        "Reconcile: requeued=%d pending=%d processing=%d failed=%d processed=%d",
+        requeued,
+        counts["pending"],
+        counts["processing"],
+        counts["failed"],
+        counts["processed"],
+    )
+    return {"requeued": requeued, **counts}
+
+
+@shared_task(**RETRY_POLICY)
+def cleanup_processed_outbox_events() -> dict:
+    retention_days = get_settings().outbox_retention_days
+    with new_session() as session:
+        deleted = outbox.delete_processed_before(session, retention_days=retention_days)
+        session.commit()
+    logger.info("Cleanup: deleted %d processed events older than %d days", deleted, retention_days)
+    return {"deleted": deleted}
