@@ -7,7 +7,7 @@ from {{ cookiecutter.package_name }}.models import Base
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 if context.config.config_file_name:
-    fileConfig(context.config.config_file_name)
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 engine = create_engine(get_settings().sqlalchemy_url)
 with engine.connect() as connection:
