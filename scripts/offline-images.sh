@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds stand-ins for the official python, redis and postgres images from
 # Debian trixie packages (debootstrap + docker import), for machines that
-# cannot pull from a registry. Nothing is pushed anywhere.
+# cannot pull from a registry. Nothing is pushed anywhere. Progress goes to
+# stderr; stdout gets the `export ...` line that points Compose at them.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,9 +10,9 @@ suite=trixie
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache=${OFFLINE_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/celery-stack-debootstrap}
 
-PYTHON_STANDIN=${PYTHON_STANDIN:-standin/python:3.13-trixie}
-REDIS_STANDIN=${REDIS_STANDIN:-standin/redis:8.0-trixie}
-POSTGRES_STANDIN=${POSTGRES_STANDIN:-standin/postgres:17-trixie}
+PYTHON_STANDIN=standin/python:3.13-trixie
+REDIS_STANDIN=standin/redis:8.0-trixie
+POSTGRES_STANDIN=standin/postgres:17-trixie
 
 fail() { echo "offline-images: $*" >&2; exit 1; }
 
@@ -19,7 +20,7 @@ ensure_debootstrap() {
   command -v debootstrap >/dev/null && return
   [ "$(id -u)" = 0 ] || fail "debootstrap is missing; install it (apt-get install debootstrap) or run as root"
   apt-get install -y -qq debootstrap >/dev/null || {
-    apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null
+    apt-get update -qq >&2 && apt-get install -y -qq debootstrap >/dev/null
   } || fail "could not install debootstrap from the host's apt sources"
 }
 
@@ -42,7 +43,7 @@ import_rootfs() {
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/doc "$root"/usr/share/man
   tar --numeric-owner -C "$root" -c . | docker import "$@" - "$tag" >/dev/null
   rm -rf "$root"
-  echo "offline-images: built $tag"
+  echo "offline-images: built $tag" >&2
 }
 
 missing() { ! docker image inspect "$1" >/dev/null 2>&1; }
@@ -90,3 +91,4 @@ ensure_debootstrap
 if missing "$PYTHON_STANDIN"; then build_python; fi
 if missing "$REDIS_STANDIN"; then build_redis; fi
 if missing "$POSTGRES_STANDIN"; then build_postgres; fi
+echo "export PYTHON_IMAGE=$PYTHON_STANDIN REDIS_IMAGE=$REDIS_STANDIN POSTGRES_IMAGE=$POSTGRES_STANDIN"

@@ -43,7 +43,8 @@ if not ryuk_available():
 @pytest.fixture(scope="session")
 def postgres_url():
     image = os.environ.get("POSTGRES_IMAGE", "postgres:17-alpine")
-    with PostgresContainer(image, username="test", password="test", dbname="test", driver="psycopg") as pg:
+    credentials = {"username": "test", "password": "test", "dbname": "test"}
+    with PostgresContainer(image, driver="psycopg", **credentials) as pg:
         yield pg.get_connection_url()
 
 

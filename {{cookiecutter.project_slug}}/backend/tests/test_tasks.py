@@ -18,7 +18,9 @@ def worker(app):
         yield worker
 
 
-@pytest.mark.parametrize("name", ["process-outbox-events", "reconcile-data-consistency", "cleanup-processed-outbox-events"])
+@pytest.mark.parametrize(
+    "name", ["process-outbox-events", "reconcile-data-consistency", "cleanup-processed-outbox-events"]
+)
 def test_every_periodic_task_runs_on_a_worker(app, worker, new_session, name):
     result = app.send_task(app.conf.beat_schedule[name]["task"])
     assert isinstance(result.get(timeout=30), dict)

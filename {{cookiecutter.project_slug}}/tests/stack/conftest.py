@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +21,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "{{ cookiecutter.package_name }}"
 PROJECT = os.environ.get("SMOKE_PROJECT_NAME", f"{PACKAGE}_smoke")
-COMPOSE = ["docker", "compose"] if subprocess.run(
-    ["docker", "compose", "version"], capture_output=True, check=False
-).returncode == 0 else [shutil.which("docker-compose") or "docker-compose"]
+COMPOSE = (
+    ["docker", "compose"]
+    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0
+    else [shutil.which("docker-compose") or "docker-compose"]
+)
 LOG_LINE = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): (\w+)/[^\]]*\] (.*)")
 
 
@@ -80,7 +83,7 @@ class Stack:
 
     def wait_healthy(self) -> str:
         done = subprocess.run(
-            [str(ROOT / "scripts" / "wait-healthy.sh")],
+            [sys.executable, str(ROOT / "scripts" / "wait_healthy.py")],
             cwd=ROOT,
             capture_output=True,
             text=True,

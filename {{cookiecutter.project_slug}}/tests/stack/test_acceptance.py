@@ -5,6 +5,7 @@ restart beat and recreate the stack.
 """
 
 import base64
+import itertools
 import json
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from conftest import PACKAGE, PROJECT, wait_for
 
 INTERVAL = float({{ cookiecutter.outbox_interval_seconds }})
@@ -72,7 +74,7 @@ def flower_get(stack, path, auth=True):
         token = base64.b64encode(f"{stack.env['FLOWER_USER']}:{stack.env['FLOWER_PASSWORD']}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a fixed local URL
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -95,9 +97,7 @@ def test_ac1_schedule_file_is_on_the_volume_writable_and_lists_the_three_entries
     listing = stack.exec("beat", "ls", "-ln", "/app/celery-data").stdout
     assert "celerybeat-schedule" in listing
     stack.exec("beat", "test", "-w", SCHEDULE_FILE)
-    mounts = subprocess.run(
-        ["docker", "inspect", stack.container("beat")], capture_output=True, check=True
-    ).stdout
+    mounts = subprocess.run(["docker", "inspect", stack.container("beat")], capture_output=True, check=True).stdout
     volume = next(m for m in json.loads(mounts)[0]["Mounts"] if m["Destination"] == "/app/celery-data")
     assert volume["Type"] == "volume"
     assert volume["Name"] == f"{PROJECT}-celery-beat-data"
@@ -134,12 +134,16 @@ def test_ac5_beat_can_write_to_its_volume_and_tmp(stack, directory):
 
 
 def test_ac2_the_sweep_is_sent_and_succeeds_about_every_interval(stack):
-    sent = wait_for(lambda: (s := sweeps_sent(stack)) and len(s) >= 3 and s, timeout=4 * INTERVAL + 10,
-                    message="three outbox sweeps")
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(sent, sent[1:], strict=False)]
+    sent = wait_for(
+        lambda: (s := sweeps_sent(stack)) and len(s) >= 3 and s,
+        timeout=4 * INTERVAL + 10,
+        message="three outbox sweeps",
+    )
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sent)]
     assert all(0.5 * INTERVAL <= gap <= 1.5 * INTERVAL for gap in gaps), gaps
     succeeded = [
-        message for _, _, message in stack.logs("worker")
+        message
+        for _, _, message in stack.logs("worker")
         if message.startswith(f"Task {PACKAGE}.tasks.process_outbox_events[") and " succeeded in " in message
     ]
     assert len(succeeded) >= len(sent) - 1
@@ -192,8 +196,11 @@ def test_a_beat_that_stops_ticking_turns_unhealthy(stack):
     assert beat_health(strict).returncode == 0
     stack.exec("beat", "python", "-c", STOP_OR_CONTINUE_BEAT, str(int(signal.SIGSTOP)))
     try:
-        unhealthy = wait_for(lambda: (done := beat_health(strict)).returncode == 1 and done, timeout=30,
-                             message="beat's health check to fail")
+        unhealthy = wait_for(
+            lambda: (done := beat_health(strict)).returncode == 1 and done,
+            timeout=30,
+            message="beat's health check to fail",
+        )
         assert "beat is not ticking" in unhealthy.stderr
     finally:
         stack.exec("beat", "python", "-c", STOP_OR_CONTINUE_BEAT, str(int(signal.SIGCONT)))
@@ -203,15 +210,22 @@ def test_a_beat_that_stops_ticking_turns_unhealthy(stack):
 def test_ac3_a_beat_restart_keeps_the_schedule_and_misses_no_sweep(stack):
     # Stop half an interval after a sweep: a lost schedule would then show up
     # as a gap a whole interval too long.
-    last = wait_for(lambda: (s := sweeps_sent(stack)) and datetime.now(UTC) - s[-1] < timedelta(seconds=1) and s[-1],
-                    timeout=2 * INTERVAL + 5, interval=0.2, message="a fresh sweep")
+    last = wait_for(
+        lambda: (s := sweeps_sent(stack)) and datetime.now(UTC) - s[-1] < timedelta(seconds=1) and s[-1],
+        timeout=2 * INTERVAL + 5,
+        interval=0.2,
+        message="a fresh sweep",
+    )
     wait_for(lambda: datetime.now(UTC) >= last + timedelta(seconds=INTERVAL / 2), timeout=INTERVAL, interval=0.2)
     before, inode = read_schedule(stack), schedule_inode(stack)
 
     stopped_at = datetime.now(UTC)
     stack.compose("restart", "beat")
-    first_after = wait_for(lambda: [t for t in sweeps_sent(stack) if t > stopped_at], timeout=3 * INTERVAL + 30,
-                           message="a sweep after the restart")[0]
+    first_after = wait_for(
+        lambda: [t for t in sweeps_sent(stack) if t > stopped_at],
+        timeout=3 * INTERVAL + 30,
+        message="a sweep after the restart",
+    )[0]
     restarted_at = next(t for t in beat_starts(stack) if t > stopped_at)
     last_before = max(t for t in sweeps_sent(stack) if t < stopped_at)
 

@@ -86,4 +86,3 @@ def log_task_failure(sender=None, task_id=None, exception=None, **_):
 @task_retry.connect
 def log_task_retry(sender=None, request=None, reason=None, **_):
     logger.warning("Task %s[%s] will retry: %s", sender.name, request.id, reason)
-

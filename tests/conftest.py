@@ -1,0 +1,36 @@
+"""Shared helpers for the template's tests."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+# Tools installed beside this interpreter, in the template's venv.
+VENV_BIN = Path(sys.executable).parent
+COMPOSE = (
+    ["docker", "compose"]
+    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0
+    else [shutil.which("docker-compose") or "docker-compose"]
+)
+
+
+def run(command: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command; on failure, fail the test with its whole output."""
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, **kwargs)
+    assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture
+def bake(cookies):
+    """Bake with some answers changed; fail clearly if generation fails."""
+
+    def bake(**answers) -> Path:
+        result = cookies.bake(extra_context=answers)
+        assert result.exit_code == 0, result.exception
+        return Path(result.project_path)
+
+    return bake

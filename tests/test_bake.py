@@ -1,0 +1,70 @@
+"""Rendering: every bake is complete, lint-clean and accepted by Compose."""
+
+import re
+
+import pytest
+from conftest import COMPOSE, VENV_BIN, run
+
+VARIANTS = {
+    "defaults": {},
+    "python312-no-ci": {
+        "python_version": "3.12",
+        "ci": "none",
+        "outbox_interval_seconds": "30",
+        "cleanup_hour_utc": "0",
+        "outbox_retention_days": "14",
+        "flower_port": "15555",
+    },
+    "python314-renamed": {
+        "project_name": "Order Relay",
+        "python_version": "3.14",
+        "outbox_interval_seconds": "5",
+        "cleanup_hour_utc": "23",
+        "outbox_retention_days": "1",
+        "flower_port": "8555",
+    },
+}
+UNRENDERED = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
+
+
+def text_files(project):
+    for path in project.rglob("*"):
+        if path.is_file():
+            try:
+                yield path, path.read_text()
+            except UnicodeDecodeError:
+                continue
+
+
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_nothing_is_left_unrendered(bake, answers):
+    project = bake(**answers)
+    leftovers = [
+        f"{path.relative_to(project)}: {match.group()}"
+        for path, text in text_files(project)
+        for match in UNRENDERED.finditer(text)
+    ]
+    assert not leftovers
+
+
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_generated_python_is_ruff_clean(bake, answers):
+    project = bake(**answers)
+    run([str(VENV_BIN / "ruff"), "check", "."], cwd=project)
+    run([str(VENV_BIN / "ruff"), "format", "--check", "."], cwd=project)
+
+
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_compose_accepts_the_compose_file(bake, answers):
+    project = bake(**answers)
+    run([*COMPOSE, "config", "-q"], cwd=project)
+    services = run([*COMPOSE, "config", "--services"], cwd=project).stdout.split()
+    assert sorted(services) == ["beat", "db", "flower", "migrate", "redis", "worker"]
+
+
+def test_env_gets_fresh_secrets_on_every_bake(bake):
+    first = (bake() / ".env").read_text()
+    second = (bake(project_name="Other Stack") / ".env").read_text()
+    secrets = [re.search(rf"^{name}=(.+)$", first, re.M).group(1) for name in ("POSTGRES_PASSWORD", "FLOWER_PASSWORD")]
+    assert all(len(secret) >= 24 and secret not in second for secret in secrets)
+    assert "change-me" not in first
