@@ -1,9 +1,11 @@
-"""Write .env from .env.example with fresh random secrets."""
+"""Write .env with fresh random secrets, and keep the answers for updates."""
 
+import json
 import secrets
 from pathlib import Path
 
 SECRETS = ("POSTGRES_PASSWORD", "FLOWER_PASSWORD")
+CONTEXT = json.loads(r"""{{ cookiecutter | jsonify }}""")
 
 
 def with_fresh_secrets(example: str) -> str:
@@ -17,6 +19,12 @@ def with_fresh_secrets(example: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def answers() -> dict:
+    """The answers, and where the template came from; not this machine's paths."""
+    return {name: value for name, value in CONTEXT.items() if not name.startswith("_") or name == "_template"}
+
+
 env = Path(".env")
 env.write_text(with_fresh_secrets(Path(".env.example").read_text()))
 env.chmod(0o600)
+Path(".cookiecutter.json").write_text(json.dumps(answers(), indent=2) + "\n")
