@@ -19,12 +19,14 @@ def with_fresh_secrets(example: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def answers() -> dict:
-    """The answers, and where the template came from; not this machine's paths."""
-    return {name: value for name, value in CONTEXT.items() if not name.startswith("_") or name == "_template"}
+def replay_file() -> dict:
+    """The answers in cookiecutter's replay format, for `--replay-file`;
+    without this machine's paths."""
+    answers = {name: value for name, value in CONTEXT.items() if not name.startswith("_") or name == "_template"}
+    return {"cookiecutter": answers}
 
 
 env = Path(".env")
 env.write_text(with_fresh_secrets(Path(".env.example").read_text()))
 env.chmod(0o600)
-Path(".cookiecutter.json").write_text(json.dumps(answers(), indent=2) + "\n")
+Path(".cookiecutter.json").write_text(json.dumps(replay_file(), indent=2) + "\n")
