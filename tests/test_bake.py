@@ -3,27 +3,8 @@
 import re
 
 import pytest
-from conftest import COMPOSE, VENV_BIN, run
+from conftest import COMPOSE, VARIANTS, VENV_BIN, run
 
-VARIANTS = {
-    "defaults": {},
-    "python312-no-ci": {
-        "python_version": "3.12",
-        "ci": "none",
-        "outbox_interval_seconds": "30",
-        "cleanup_hour_utc": "0",
-        "outbox_retention_days": "14",
-        "flower_port": "15555",
-    },
-    "python314-renamed": {
-        "project_name": "Order Relay",
-        "python_version": "3.14",
-        "outbox_interval_seconds": "5",
-        "cleanup_hour_utc": "23",
-        "outbox_retention_days": "1",
-        "flower_port": "8555",
-    },
-}
 UNRENDERED = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
 
 

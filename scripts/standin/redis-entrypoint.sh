@@ -8,9 +8,10 @@ if [ "${1#-}" != "$1" ]; then
 fi
 if [ "$1" = redis-server ]; then
   shift
-  config=""
-  case "${1:-}" in *.conf) config=$1; shift ;; esac
-  set -- redis-server $config --protected-mode no "$@"
+  case "${1:-}" in
+    *.conf) config=$1; shift; set -- redis-server "$config" --protected-mode no "$@" ;;
+    *) set -- redis-server --protected-mode no "$@" ;;
+  esac
   if [ "$(id -u)" = 0 ]; then
     chown -R redis:redis /data
     exec setpriv --reuid=redis --regid=redis --init-groups "$@"

@@ -134,8 +134,13 @@ def docker_cleanup() -> bool:
 
 
 @pytest.fixture(scope="session")
-def remove_everything():
+def remove_everything(request):
     yield
+    if request.session.testsfailed:
+        # Every service's logs, before `down` deletes them, past pytest's capture.
+        logs = subprocess.run([*COMPOSE, "logs", "--no-color", "--timestamps"], cwd=ROOT, capture_output=True, text=True)
+        with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+            print(f"\n===== logs of every service ({PROJECT}) =====\n{logs.stdout}{logs.stderr}")
     subprocess.run([*COMPOSE, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True, check=False)
     subprocess.run(["docker", "image", "rm", f"{PROJECT}-backend"], capture_output=True, check=False)
 

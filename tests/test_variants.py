@@ -1,0 +1,46 @@
+"""Each variant of the matrix: the answers take effect where they should, and
+the generated project's own lint and unit/integration tests pass on it."""
+
+import re
+
+import pytest
+from conftest import VARIANTS, run
+
+DEFAULTS = {
+    "python_version": "3.13",
+    "outbox_interval_seconds": "10",
+    "cleanup_hour_utc": "3",
+    "outbox_retention_days": "7",
+    "flower_port": "5555",
+    "ci": "github",
+}
+
+
+@pytest.fixture(scope="module")
+def shared_venv(tmp_path_factory):
+    """One virtualenv for every bake: their dev locks are identical."""
+    return tmp_path_factory.mktemp("variants") / "venv"
+
+
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_answers_take_effect_where_they_should(bake, answers):
+    chosen = {**DEFAULTS, **answers}
+    project = bake(**answers)
+    package = re.search(r'"package_name": "(\w+)"', (project / ".cookiecutter.json").read_text()).group(1)
+    settings = (project / "backend" / "src" / package / "settings.py").read_text()
+    assert f"outbox_interval_seconds: PositiveSeconds = {chosen['outbox_interval_seconds']}\n" in settings
+    assert f"outbox_retention_days: PositiveInt = {chosen['outbox_retention_days']}\n" in settings
+    assert f"cleanup_hour_utc: int = Field({chosen['cleanup_hour_utc']}, ge=0, le=23)" in settings
+    compose = (project / "compose.yaml").read_text()
+    assert f'"127.0.0.1:${{FLOWER_PORT:-{chosen["flower_port"]}}}:5555"' in compose
+    assert f"${{PYTHON_IMAGE:-python:{chosen['python_version']}-slim-trixie}}" in compose
+    dockerfile = (project / "backend" / "Dockerfile").read_text()
+    assert f"ARG PYTHON_IMAGE=python:{chosen['python_version']}-slim-trixie\n" in dockerfile
+    assert (project / ".github" / "workflows" / "ci.yml").exists() == (chosen["ci"] == "github")
+
+
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_generated_lint_and_unit_tests_pass(bake, shared_venv, answers):
+    project = bake(**answers)
+    run(["make", "lint", f"VENV={shared_venv}"], cwd=project)
+    run(["make", "test", f"VENV={shared_venv}"], cwd=project)
