@@ -138,7 +138,9 @@ def remove_everything(request):
     yield
     if request.session.testsfailed:
         # Every service's logs, before `down` deletes them, past pytest's capture.
-        logs = subprocess.run([*COMPOSE, "logs", "--no-color", "--timestamps"], cwd=ROOT, capture_output=True, text=True)
+        logs = subprocess.run(
+            [*COMPOSE, "logs", "--no-color", "--timestamps"], cwd=ROOT, capture_output=True, text=True, check=False
+        )
         with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
             print(f"\n===== logs of every service ({PROJECT}) =====\n{logs.stdout}{logs.stderr}")
     subprocess.run([*COMPOSE, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True, check=False)
