@@ -21,6 +21,7 @@ VARIANTS = {
     },
     "python314-renamed": {
         "project_name": "Order Relay",
+        "description": 'Relays "orders" & more',
         "python_version": "3.14",
         "outbox_interval_seconds": "5",
         "cleanup_hour_utc": "23",

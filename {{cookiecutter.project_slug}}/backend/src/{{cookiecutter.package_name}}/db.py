@@ -3,17 +3,17 @@
 from functools import cache
 
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import get_settings
 
 
 @cache
-def get_engine() -> Engine:
+def session_factory() -> sessionmaker[Session]:
     # Created lazily, so each forked worker child opens its own connections.
-    return create_engine(get_settings().sqlalchemy_url, pool_pre_ping=True)
+    engine = create_engine(get_settings().sqlalchemy_url, pool_pre_ping=True)
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 def new_session() -> Session:
-    return sessionmaker(get_engine(), expire_on_commit=False)()
+    return session_factory()()
