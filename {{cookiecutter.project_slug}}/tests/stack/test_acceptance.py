@@ -63,6 +63,14 @@ def assert_beat_logs_clean(stack):
     assert not problems, f"beat logged problems: {problems}"
 
 
+def assert_cron_entries_kept(before: dict, after: dict):
+    """A kept entry has its old last_run_at, unless it has run since."""
+    for name in PERIODIC_TASKS[1:]:
+        assert after[name]["last_run_at"] == before[name]["last_run_at"] or (
+            after[name]["total_run_count"] > before[name]["total_run_count"]
+        ), name
+
+
 def schedule_inode(stack) -> str:
     return stack.exec("beat", "stat", "-c", "%i", SCHEDULE_FILE).stdout.strip()
 
@@ -237,10 +245,7 @@ def test_ac3_a_beat_restart_keeps_the_schedule_and_misses_no_sweep(stack):
     assert schedule_inode(stack) == inode, "the schedule file was recreated"
     assert after[SWEEP]["total_run_count"] > before[SWEEP]["total_run_count"]
     assert after[SWEEP]["last_run_at"] > before[SWEEP]["last_run_at"]
-    for name in PERIODIC_TASKS[1:]:
-        assert after[name]["last_run_at"] == before[name]["last_run_at"] or (
-            after[name]["total_run_count"] > before[name]["total_run_count"]
-        ), name
+    assert_cron_entries_kept(before, after)
     assert_beat_logs_clean(stack)
 
 
@@ -253,9 +258,6 @@ def test_ac3_down_without_volumes_then_up_keeps_the_schedule(stack):
     stack.wait_healthy()
     after = read_schedule(stack)
     assert after[SWEEP]["total_run_count"] >= before[SWEEP]["total_run_count"]
-    for name in PERIODIC_TASKS[1:]:
-        assert after[name]["last_run_at"] == before[name]["last_run_at"] or (
-            after[name]["total_run_count"] > before[name]["total_run_count"]
-        ), name
+    assert_cron_entries_kept(before, after)
     assert "beat: Starting..." in [message for _, _, message in stack.logs("beat")]
     assert_beat_logs_clean(stack)
