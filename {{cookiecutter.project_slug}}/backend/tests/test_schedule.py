@@ -7,8 +7,8 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 ENV = {
     "database_url": "postgresql://app:secret@db:5432/app",
-    "celery_broker_url": "redis://redis:6379/0",
-    "celery_result_backend": "redis://redis:6379/1",
+    "celery_broker_url": "redis://:pw@redis:6379/0",
+    "celery_result_backend": "redis://:pw@redis:6379/1",
 }
 
 
@@ -50,3 +50,14 @@ def test_cleanup_hour_follows_the_setting():
     entry = build_beat_schedule(Settings(**ENV, cleanup_hour_utc=5))["cleanup-processed-outbox-events"]
     now = datetime(2026, 1, 1, 23, 30, tzinfo=UTC)
     assert next_run(entry, now) == datetime(2026, 1, 2, 5, 0, tzinfo=UTC)
+
+
+def test_reconcile_follows_the_crontab_setting():
+    entry = build_beat_schedule(Settings(**ENV, reconcile_crontab="*/15 * * * *"))["reconcile-data-consistency"]
+    now = datetime(2026, 1, 1, 12, 20, tzinfo=UTC)
+    assert next_run(entry, now) == datetime(2026, 1, 1, 12, 30, tzinfo=UTC)
+
+
+def test_beat_sends_without_waiting_on_results_or_retrying_inside_a_tick():
+    schedule = build_beat_schedule(Settings(**ENV))
+    assert all(entry["options"]["ignore_result"] and entry["options"]["retry"] is False for entry in schedule.values())

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from . import health
+from . import health, probes
 
 
 @click.group()
@@ -44,9 +44,7 @@ def run(name: str, timeout: float) -> None:
 def check_health(component: str) -> None:
     """Exit 0 if COMPONENT in this container is healthy, else 1 with the reason."""
     if component == "beat":
-        from .settings import get_settings
-
-        problem = health.check_beat(get_settings())
+        problem = probes.CHECKS["beat"]()
     elif component == "worker":
         from .celery_app import app
 

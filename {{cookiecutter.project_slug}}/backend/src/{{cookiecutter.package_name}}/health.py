@@ -1,26 +1,11 @@
-"""Health checks for the containers; each returns a problem, or None."""
+"""Health checks that need Celery; each returns a problem, or None. Beat's
+needs nothing but its record, and lives in `probes`."""
 
 import socket
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from celery import Celery
-
-from .settings import Settings
-
-
-def check_beat(settings: Settings) -> str | None:
-    """Beat is healthy while its scheduler keeps touching the heartbeat."""
-    heartbeat = Path(settings.beat_heartbeat_file)
-    try:
-        age = time.time() - heartbeat.stat().st_mtime
-    except FileNotFoundError:
-        return f"no heartbeat at {heartbeat}: the scheduler has not ticked yet"
-    if age > settings.beat_heartbeat_max_age:
-        return f"last heartbeat {age:.0f}s ago (limit {settings.beat_heartbeat_max_age:.0f}s): beat is not ticking"
-    return None
 
 
 def check_worker(app: Celery, timeout: float = 5.0) -> str | None:
