@@ -26,8 +26,8 @@ def test_concurrent_claimers_never_get_the_same_row(new_session):
     """Two claimers in open transactions get disjoint rows that cover the batch."""
     emit(new_session, 10)
     with new_session() as first, new_session() as second:
-        claimed_first = outbox.claim_batch(first, batch_size=6, lease_seconds=60)
-        claimed_second = outbox.claim_batch(second, batch_size=6, lease_seconds=60)
+        claimed_first = outbox.claim_batch(first, batch_size=6, lease_seconds=60, max_attempts=3)
+        claimed_second = outbox.claim_batch(second, batch_size=6, lease_seconds=60, max_attempts=3)
         first.commit()
         second.commit()
     ids_first = {event.id for event in claimed_first}
@@ -120,20 +120,41 @@ def test_cleanup_deletes_only_old_processed_rows(new_session):
     assert statuses(new_session)[PENDING] == 1
 
 
-def test_reconcile_requeues_only_expired_leases(new_session):
+def expire_leases(session, events):
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_([event.id for event in events]))
+        .values(locked_until=func.now() - text("interval '1 second'"))
+    )
+
+
+def test_the_sweep_takes_back_expired_leases_and_only_those(new_session):
+    """A claimer that died mid-batch leaves its events leased; the next sweep
+    processes them once the lease has run out, and leaves live leases alone."""
     emit(new_session, 3)
     with new_session() as session:
-        claimed = outbox.claim_batch(session, batch_size=3, lease_seconds=600)
-        session.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.id.in_([event.id for event in claimed[:2]]))
-            .values(locked_until=func.now() - text("interval '1 second'"))
-        )
+        claimed = outbox.claim_batch(session, batch_size=3, lease_seconds=600, max_attempts=3)
+        expire_leases(session, claimed[:2])
         session.commit()
-        assert outbox.requeue_expired_leases(session) == 2
-        session.commit()
-    assert statuses(new_session)[PENDING] == 2
-    assert statuses(new_session)[PROCESSING] == 1
+        assert outbox.count_expired_leases(session) == 2
+
+    assert process(new_session).processed == 2
+    assert statuses(new_session) == {PENDING: 0, PROCESSING: 1, PROCESSED: 2, FAILED: 0}
+
+
+def test_an_event_whose_worker_dies_on_every_attempt_is_dead_lettered(new_session):
+    emit(new_session, 1)
+    for _ in range(3):
+        with new_session() as session:
+            assert len(outbox.claim_batch(session, batch_size=1, lease_seconds=600, max_attempts=3)) == 1
+            expire_leases(session, session.scalars(select(OutboxEvent)).all())
+            session.commit()
+
+    assert process(new_session, max_attempts=3).dead_lettered == 1
+    with new_session() as session:
+        event = session.scalars(select(OutboxEvent)).one()
+    assert (event.status, event.attempts) == (FAILED, 3)
+    assert event.last_error == "lease expired: its worker died on every attempt"
 
 
 def test_emit_writes_each_order_with_its_event_in_one_transaction(new_session):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import FAILED, PENDING, PROCESSED, PROCESSING, OutboxEvent
@@ -30,12 +30,15 @@ def record_event(session: Session, event_type: str, payload: dict) -> OutboxEven
     return event
 
 
-def claim_batch(session: Session, *, batch_size: int, lease_seconds: int) -> list[OutboxEvent]:
-    """Lease up to `batch_size` pending events. Rows another claimer holds
-    are skipped, not waited for, so concurrent claimers never share a row."""
+def claim_batch(session: Session, *, batch_size: int, lease_seconds: int, max_attempts: int) -> list[OutboxEvent]:
+    """Lease up to `batch_size` events: pending ones, and ones whose lease ran
+    out because their claimer died. Rows another claimer holds are skipped,
+    not waited for, so concurrent claimers never share a row. Claiming counts
+    the attempt, so an event that kills its worker every time still runs out
+    of attempts."""
     claimable = (
         select(OutboxEvent.id)
-        .where(OutboxEvent.status == PENDING)
+        .where(or_(OutboxEvent.status == PENDING, and_(lease_ran_out(), OutboxEvent.attempts < max_attempts)))
         .order_by(OutboxEvent.created_at)
         .limit(batch_size)
         .with_for_update(skip_locked=True)
@@ -43,11 +46,30 @@ def claim_batch(session: Session, *, batch_size: int, lease_seconds: int) -> lis
     claim = (
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(claimable.scalar_subquery()))
-        .values(status=PROCESSING, locked_until=func.now() + timedelta(seconds=lease_seconds))
+        .values(
+            status=PROCESSING,
+            attempts=OutboxEvent.attempts + 1,
+            locked_until=func.now() + timedelta(seconds=lease_seconds),
+        )
         .returning(OutboxEvent)
         .execution_options(synchronize_session=False)
     )
     return list(session.scalars(claim))
+
+
+def lease_ran_out():
+    """Claimed, but not finished within its lease: its claimer died."""
+    return and_(OutboxEvent.status == PROCESSING, OutboxEvent.locked_until < func.now())
+
+
+def dead_letter_abandoned(session: Session, *, max_attempts: int) -> int:
+    """Events whose every attempt ended with their worker dying mid-event."""
+    abandoned = session.execute(
+        update(OutboxEvent)
+        .where(lease_ran_out(), OutboxEvent.attempts >= max_attempts)
+        .values(status=FAILED, locked_until=None, last_error="lease expired: its worker died on every attempt")
+    )
+    return abandoned.rowcount
 
 
 def process_batch(
@@ -60,11 +82,12 @@ def process_batch(
 ) -> BatchResult:
     """Claim a batch and hand each event to its handler, one transaction each,
     so one failing event never blocks or undoes the others."""
+    result = BatchResult()
     with new_session() as session:
-        events = claim_batch(session, batch_size=batch_size, lease_seconds=lease_seconds)
+        result.dead_lettered += dead_letter_abandoned(session, max_attempts=max_attempts)
+        events = claim_batch(session, batch_size=batch_size, lease_seconds=lease_seconds, max_attempts=max_attempts)
         session.commit()
 
-    result = BatchResult()
     for event in events:
         with new_session() as session:
             try:
@@ -94,30 +117,24 @@ def mark_processed(session: Session, event: OutboxEvent) -> None:
 
 
 def record_failure(session: Session, event: OutboxEvent, error: str, *, max_attempts: int) -> str:
-    """Count the attempt; past `max_attempts` the event is dead-lettered as
-    `failed`: kept for inspection, never retried, never blocking the rest."""
-    attempts = OutboxEvent.attempts + 1
+    """Release the event for another attempt; once it has had `max_attempts`
+    it is dead-lettered as `failed`: kept for inspection, never retried,
+    never blocking the rest."""
     return session.scalar(
         update(OutboxEvent)
         .where(OutboxEvent.id == event.id)
         .values(
-            attempts=attempts,
             last_error=error[:2000],
             locked_until=None,
-            status=case((attempts >= max_attempts, FAILED), else_=PENDING),
+            status=case((OutboxEvent.attempts >= max_attempts, FAILED), else_=PENDING),
         )
         .returning(OutboxEvent.status)
     )
 
 
-def requeue_expired_leases(session: Session) -> int:
-    """Return events whose claimer died mid-batch to the pending pool."""
-    requeued = session.execute(
-        update(OutboxEvent)
-        .where(OutboxEvent.status == PROCESSING, OutboxEvent.locked_until < func.now())
-        .values(status=PENDING, locked_until=None)
-    )
-    return requeued.rowcount
+def count_expired_leases(session: Session) -> int:
+    """Events the sweep will take back: their claimer died mid-batch."""
+    return session.scalar(select(func.count()).where(lease_ran_out()))
 
 
 def count_by_status(session: Session) -> dict[str, int]:

@@ -39,7 +39,7 @@ def process_outbox_events() -> dict:
         new_session,
         HANDLERS,
         batch_size=settings.outbox_batch_size,
-        lease_seconds=settings.outbox_lease_seconds,
+        lease_seconds=settings.lease_seconds,
         max_attempts=settings.outbox_max_attempts,
     )
     return asdict(result)
@@ -47,19 +47,19 @@ def process_outbox_events() -> dict:
 
 @shared_task(**RETRY_POLICY)
 def reconcile_data_consistency() -> dict:
+    """Report the outbox's state; the sweep itself takes back expired leases."""
     with new_session() as session:
-        requeued = outbox.requeue_expired_leases(session)
-        session.commit()
         counts = outbox.count_by_status(session)
+        expired_leases = outbox.count_expired_leases(session)
     logger.info(
-        "Reconcile: requeued=%d pending=%d processing=%d failed=%d processed=%d",
-        requeued,
+        "Reconcile: pending=%d processing=%d (expired leases=%d) failed=%d processed=%d",
         counts["pending"],
         counts["processing"],
+        expired_leases,
         counts["failed"],
         counts["processed"],
     )
-    return {"requeued": requeued, **counts}
+    return {"expired_leases": expired_leases, **counts}
 
 
 @shared_task(**RETRY_POLICY)
