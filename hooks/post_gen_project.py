@@ -6,7 +6,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-SECRETS = ("POSTGRES_PASSWORD", "FLOWER_PASSWORD")
+SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_PASSWORD")
 CONTEXT = json.loads(r"""{{ cookiecutter | jsonify }}""")
 
 

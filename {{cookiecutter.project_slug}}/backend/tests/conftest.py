@@ -6,6 +6,7 @@ the fixtures below stop their containers themselves either way.
 """
 
 import os
+import time
 from pathlib import Path
 
 import docker
@@ -48,13 +49,17 @@ def postgres_url():
         yield pg.get_connection_url()
 
 
+REDIS_IMAGE = os.environ.get("REDIS_IMAGE", "redis:8.0-alpine")
+# As in the stack, Redis requires a password.
+REDIS_PASSWORD = "test-redis-password"  # noqa: S105 - a throwaway test container
+
+
 @pytest.fixture(scope="session")
 def redis_url():
-    image = os.environ.get("REDIS_IMAGE", "redis:8.0-alpine")
-    with RedisContainer(image) as redis:
+    with RedisContainer(REDIS_IMAGE, password=REDIS_PASSWORD) as redis:
         host = redis.get_container_host_ip()
         port = redis.get_exposed_port(6379)
-        yield f"redis://{host}:{port}"
+        yield f"redis://:{REDIS_PASSWORD}@{host}:{port}"
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +97,13 @@ def new_session(engine):
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE order_confirmations, outbox_events, orders"))
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def wait_for(condition, *, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Poll `condition` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+        time.sleep(interval)
+    return result

@@ -68,12 +68,17 @@ def create_app(*, monitoring_only: bool = False) -> Celery:
             "{{ cookiecutter.package_name }}.tasks.*": {"queue": MAINTENANCE_QUEUE},
         },
         include=["{{ cookiecutter.package_name }}.tasks"],
+        # On `docker stop` (SIGTERM, remapped to SIGQUIT by REMAP_SIGTERM in
+        # compose) running tasks get this long, then are cancelled and
+        # requeued, before Docker's stop_grace_period runs out. An idle worker
+        # stops at once: reserved ETA retries are restored to Redis anyway.
+        worker_soft_shutdown_timeout=settings.worker_soft_shutdown_timeout,
+        beat_scheduler="{{ cookiecutter.package_name }}.scheduler:FileScheduler",
         beat_schedule=build_beat_schedule(settings),
-        # Beat wakes at least this often, and each wake-up writes the heartbeat.
+        # Beat wakes at least this often: each wake-up refreshes its health
+        # record, and a failed send is retried this long after. The scheduler
+        # saves the schedule after every successful send itself.
         beat_max_loop_interval=5,
-        # Persist last_run_at after every sent task: a restart never re-sends
-        # or skips a run because the schedule file was stale.
-        beat_sync_every=1,
     )
     return app
 

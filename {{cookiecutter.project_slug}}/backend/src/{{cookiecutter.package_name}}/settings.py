@@ -6,13 +6,15 @@ at start with one line per problem, naming the variable.
 
 from functools import cache
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
+from celery.schedules import crontab
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
-SECRET_BEARING = ("url", "backend", "auth")
+SECRET_BEARING = ("url", "backend", "auth", "password")
 
 
 class SettingsError(SystemExit):
@@ -22,11 +24,21 @@ class SettingsError(SystemExit):
 class BrokerSettings(BaseSettings):
     """What every process needs: the broker. Flower needs nothing more."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    # Empty means unset: compose passes every tunable as ${VAR:-}, so the
+    # defaults live here and nowhere else.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
 
     celery_broker_url: str = Field(pattern=r"^rediss?://")
     celery_result_backend: str = Field(pattern=r"^rediss?://")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+    @field_validator("celery_broker_url", "celery_result_backend")
+    @classmethod
+    def require_redis_password(cls, value: str) -> str:
+        # Redis is reachable by every container on the network: never unauthenticated.
+        if not urlsplit(value).password:
+            raise ValueError("must carry the Redis password: redis://:PASSWORD@host:port/db")
+        return value
 
 
 class FlowerSettings(BrokerSettings):
@@ -51,16 +63,31 @@ class Settings(BrokerSettings):
     outbox_interval_seconds: PositiveSeconds = {{ cookiecutter.outbox_interval_seconds }}
     outbox_batch_size: PositiveInt = 100
     outbox_max_attempts: PositiveInt = 5
-    outbox_lease_seconds: PositiveInt = 300
+    # Unset: TASK_TIME_LIMIT. See `lease_seconds`.
+    outbox_lease_seconds: PositiveInt | None = None
     outbox_retention_days: PositiveInt = {{ cookiecutter.outbox_retention_days }}
     cleanup_hour_utc: int = Field({{ cookiecutter.cleanup_hour_utc }}, ge=0, le=23)
+    reconcile_crontab: str = "0 * * * *"
 
     task_soft_time_limit: PositiveInt = 60
     task_time_limit: PositiveInt = 90
     broker_visibility_timeout: PositiveInt = 3600
+    # On `docker stop`, running tasks get this long to finish before they are
+    # cancelled and requeued; compose's stop_grace_period must be longer.
+    worker_soft_shutdown_timeout: PositiveSeconds = 50
 
-    beat_heartbeat_file: str = "/tmp/celery-beat-heartbeat"
     beat_heartbeat_max_age: PositiveSeconds = 30
+    # Unset: twice the shortest interval in the schedule, at most 60 s.
+    beat_send_failure_grace: PositiveSeconds | None = None
+
+    @field_validator("reconcile_crontab")
+    @classmethod
+    def check_crontab(cls, value: str) -> str:
+        try:
+            crontab.from_string(value)
+        except Exception as exc:  # noqa: BLE001 - celery raises ValueError or its own ParseException
+            raise ValueError(f"must be five crontab fields, minute to day of week: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def check_time_limits(self) -> "Settings":
@@ -71,7 +98,19 @@ class Settings(BrokerSettings):
                 "BROKER_VISIBILITY_TIMEOUT must exceed TASK_TIME_LIMIT, "
                 "or Redis redelivers tasks that are still running"
             )
+        if self.outbox_lease_seconds is not None and self.outbox_lease_seconds < self.task_time_limit:
+            raise ValueError(
+                "OUTBOX_LEASE_SECONDS must be at least TASK_TIME_LIMIT, "
+                "or a sweep that is still running loses its events to another"
+            )
         return self
+
+    @property
+    def lease_seconds(self) -> int:
+        """How long a claimed event stays leased. A sweep is killed at
+        TASK_TIME_LIMIT, so a lease that long never expires under a sweep that
+        is still running, and a crashed sweep's events come back right after."""
+        return self.outbox_lease_seconds or self.task_time_limit
 
     @property
     def sqlalchemy_url(self) -> str:
