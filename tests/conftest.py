@@ -32,10 +32,13 @@ VARIANTS = {
 
 # Tools installed beside this interpreter, in the template's venv.
 VENV_BIN = Path(sys.executable).parent
+# Generated stacks are tested under both; .ci/run installs both.
+COMPOSE_V2 = ["docker", "compose"]
+COMPOSE_V1 = [shutil.which("docker-compose") or "docker-compose"]
 COMPOSE = (
-    ["docker", "compose"]
-    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0
-    else [shutil.which("docker-compose") or "docker-compose"]
+    COMPOSE_V2
+    if subprocess.run([*COMPOSE_V2, "version"], capture_output=True, check=False).returncode == 0
+    else COMPOSE_V1
 )
 
 

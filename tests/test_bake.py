@@ -3,7 +3,8 @@
 import re
 
 import pytest
-from conftest import COMPOSE, VARIANTS, VENV_BIN, run
+import yaml
+from conftest import COMPOSE_V1, COMPOSE_V2, VARIANTS, VENV_BIN, run
 
 # `.cookiecutter.json` is a real file name; `cookiecutter.<answer>` is a leftover.
 UNRENDERED = re.compile(r"\{\{|\{%|\{#|cookiecutter\.(?!json\b)")
@@ -36,17 +37,31 @@ def test_generated_python_is_ruff_clean(bake, answers):
     run([str(VENV_BIN / "ruff"), "format", "--check", "."], cwd=project)
 
 
+@pytest.mark.parametrize("compose", [COMPOSE_V2, COMPOSE_V1], ids=["compose-v2", "compose-v1"])
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
-def test_compose_accepts_the_compose_file(bake, answers):
+def test_compose_accepts_the_compose_file(bake, answers, compose):
     project = bake(**answers)
-    run([*COMPOSE, "config", "-q"], cwd=project)
-    services = run([*COMPOSE, "config", "--services"], cwd=project).stdout.split()
+    run([*compose, "config", "-q"], cwd=project)
+    services = run([*compose, "config", "--services"], cwd=project).stdout.split()
     assert sorted(services) == ["beat", "db", "flower", "migrate", "redis", "worker"]
+
+
+def test_docker_stop_outlasts_the_workers_soft_shutdown(bake):
+    """Compose's stop_grace_period must leave the soft shutdown time to
+    requeue, or Docker SIGKILLs a worker that is still shutting down."""
+    project = bake()
+    worker = yaml.safe_load((project / "compose.yaml").read_text())["services"]["worker"]
+    grace = float(worker["stop_grace_period"].removesuffix("s"))
+    settings = next((project / "backend" / "src").glob("*/settings.py")).read_text()
+    soft = float(re.search(r"worker_soft_shutdown_timeout: PositiveSeconds = (\d+)", settings).group(1))
+    assert grace >= soft + 5
+    assert worker["environment"]["REMAP_SIGTERM"] == "SIGQUIT"
 
 
 def test_env_gets_fresh_secrets_on_every_bake(bake):
     first = (bake() / ".env").read_text()
     second = (bake(project_name="Other Stack") / ".env").read_text()
-    secrets = [re.search(rf"^{name}=(.+)$", first, re.M).group(1) for name in ("POSTGRES_PASSWORD", "FLOWER_PASSWORD")]
+    names = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_PASSWORD")
+    secrets = [re.search(rf"^{name}=(.+)$", first, re.M).group(1) for name in names]
     assert all(len(secret) >= 24 and secret not in second for secret in secrets)
     assert "change-me" not in first

@@ -1,39 +1,69 @@
 """The CI smoke test of a generated project: bake the defaults, then run the
-project's own unit and integration tests and its container acceptance tests
-against the real stack, with the images `make test` chose."""
+project's own unit and integration tests, its container acceptance tests
+under Compose v2 and v1, and its fault suite under v2, against the real
+stack, with the images `make test` chose."""
 
 import os
 import subprocess
 
 import pytest
-from conftest import COMPOSE, run
+from conftest import COMPOSE_V1, COMPOSE_V2, run
 
-SMOKE_PROJECT = f"celery_stack_template{os.getpid()}"
+PROJECT_PREFIX = f"celery_stack_template{os.getpid()}"
+
+
+def project_resources(project: str) -> str:
+    label = f"label=com.docker.compose.project={project}"
+    listings = (["ps", "-aq"], ["volume", "ls", "-q"], ["network", "ls", "-q"])
+    return "".join(
+        subprocess.run(["docker", *listing, "--filter", label], capture_output=True, text=True, check=True).stdout
+        for listing in listings
+    )
+
+
+def require(compose: list[str]) -> str:
+    """The tool's version; fail clearly when it is missing."""
+    done = subprocess.run([*compose, "version", "--short"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(compose)} is missing: .ci/run installs it (scripts/install-compose-v2.sh)"
+    return done.stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def project(cookies_session):
     result = cookies_session.bake()
     assert result.exit_code == 0, result.exception
-    project = result.project_path
-    yield project
-    # The project's own teardown does this too; this also covers a crash in it.
-    env = {**os.environ, "COMPOSE_PROJECT_NAME": SMOKE_PROJECT}
-    subprocess.run([*COMPOSE, "down", "-v", "--remove-orphans"], cwd=project, env=env, capture_output=True, check=False)
-    subprocess.run(["docker", "image", "rm", f"{SMOKE_PROJECT}-backend"], capture_output=True, check=False)
+    return result.project_path
+
+
+def run_layer(project, target: str, compose: list[str], name: str) -> subprocess.CompletedProcess:
+    """`make smoke` or `make faults` under one Compose version and its own project name."""
+    version = require(compose)
+    env = {**os.environ, "SMOKE_PROJECT_NAME": name, "FAULTS_PROJECT_NAME": name}
+    try:
+        done = run(["make", target, "ARGS=-v", f"COMPOSE={' '.join(compose)}"], cwd=project, env=env)
+    finally:
+        # The layer removes everything itself; this also covers a crash in it.
+        down = [*compose, "down", "-v", "--remove-orphans"]
+        subprocess.run(down, cwd=project, env={**env, "COMPOSE_PROJECT_NAME": name}, capture_output=True, check=False)
+        subprocess.run(["docker", "image", "rm", f"{name}-backend"], capture_output=True, check=False)
+    assert f"compose: {' '.join(compose)} {version}" in done.stdout, "another Compose ran"
+    assert " passed" in done.stdout and " failed" not in done.stdout
+    assert not project_resources(name), f"{target} left containers, volumes or networks behind"
+    return done
 
 
 def test_generated_unit_and_integration_tests_pass(project):
     run(["make", "test"], cwd=project)
 
 
-def test_generated_container_acceptance_tests_pass(project):
-    done = run(["make", "smoke", "ARGS=-v"], cwd=project, env={**os.environ, "SMOKE_PROJECT_NAME": SMOKE_PROJECT})
-    assert " passed" in done.stdout and " failed" not in done.stdout
-    leftovers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={SMOKE_PROJECT}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert not leftovers, "the smoke tests left containers behind"
+@pytest.mark.parametrize("compose", [COMPOSE_V2, COMPOSE_V1], ids=["compose-v2", "compose-v1"])
+def test_generated_container_acceptance_tests_pass(project, compose):
+    version = "v2" if compose == COMPOSE_V2 else "v1"
+    run_layer(project, "smoke", compose, f"{PROJECT_PREFIX}_smoke_{version}")
+
+
+def test_generated_fault_suite_passes_under_compose_v2(project):
+    done = run_layer(project, "faults", COMPOSE_V2, f"{PROJECT_PREFIX}_faults")
+    # Every fault of the issue ran, and `make faults` printed its table.
+    assert "fault table" in done.stdout
+    assert done.stdout.count("| 0 |") >= 14

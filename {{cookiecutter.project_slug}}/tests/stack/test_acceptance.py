@@ -7,6 +7,7 @@ restart beat and recreate the stack.
 import base64
 import itertools
 import json
+import os
 import signal
 import subprocess
 import urllib.error
@@ -15,25 +16,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import PACKAGE, PROJECT, wait_for
+from support import PACKAGE, SCHEDULE_FILE, wait_for
+
+PROJECT = os.environ["COMPOSE_PROJECT_NAME"]
 
 INTERVAL = float({{ cookiecutter.outbox_interval_seconds }})
 SWEEP = "process-outbox-events"
-SCHEDULE_FILE = "/app/celery-data/celerybeat-schedule"
 APP_UID = "10001"
 APP_SERVICES = ["worker", "beat", "flower"]
 PERIODIC_TASKS = [SWEEP, "reconcile-data-consistency", "cleanup-processed-outbox-events"]
 BEAT_LOG_PROBLEMS = ["Permission denied", "Read-only file system", "Traceback"]
-
-READ_SCHEDULE = """
-import json, shelve, sys
-with shelve.open(sys.argv[1], flag="r") as store:
-    entries = store["entries"]
-    print(json.dumps({
-        name: dict(last_run_at=entry.last_run_at.isoformat(), total_run_count=entry.total_run_count)
-        for name, entry in entries.items()
-    }))
-"""
 
 STOP_OR_CONTINUE_BEAT = """
 import os, signal, sys
@@ -42,10 +34,6 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         if b"\\0beat\\0" in cmdline.read() and int(pid) != os.getpid():
             os.kill(int(pid), int(sys.argv[1]))
 """
-
-
-def read_schedule(stack) -> dict:
-    return json.loads(stack.exec("beat", "python", "-c", READ_SCHEDULE, SCHEDULE_FILE).stdout)
 
 
 def sweeps_sent(stack) -> list[datetime]:
@@ -69,10 +57,6 @@ def assert_cron_entries_kept(before: dict, after: dict):
         assert after[name]["last_run_at"] == before[name]["last_run_at"] or (
             after[name]["total_run_count"] > before[name]["total_run_count"]
         ), name
-
-
-def schedule_inode(stack) -> str:
-    return stack.exec("beat", "stat", "-c", "%i", SCHEDULE_FILE).stdout.strip()
 
 
 def flower_get(stack, path, auth=True):
@@ -110,7 +94,7 @@ def test_ac1_schedule_file_is_on_the_volume_writable_and_lists_the_three_entries
     assert volume["Type"] == "volume"
     assert volume["Name"] == f"{PROJECT}-celery-beat-data"
     assert volume["RW"] is True
-    assert sorted(read_schedule(stack)) == sorted(PERIODIC_TASKS)
+    assert sorted(stack.schedule()) == sorted(PERIODIC_TASKS)
 
 
 def test_ac5_every_file_in_the_volume_belongs_to_the_app_user(stack):
@@ -180,6 +164,20 @@ def test_ac2_beat_logs_have_no_permission_read_only_or_error_lines(stack):
     assert_beat_logs_clean(stack)
 
 
+def test_redis_refuses_clients_without_the_password(stack):
+    anonymous = stack.exec("redis", "redis-cli", "ping", check=False)
+    assert "NOAUTH" in anonymous.stdout + anonymous.stderr
+    authenticated = stack.exec("redis", "redis-cli", "ping", env={"REDISCLI_AUTH": stack.env["REDIS_PASSWORD"]})
+    assert authenticated.stdout.strip() == "PONG"
+
+
+def test_no_service_logs_a_secret(stack):
+    logs = stack.compose("logs", "--no-color").stdout
+    assert "beat: Starting..." in logs
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_PASSWORD"):
+        assert stack.env[name] not in logs, f"{name} appears in the logs"
+
+
 def test_flower_refuses_anonymous_requests(stack):
     status, _ = flower_get(stack, "/api/workers", auth=False)
     assert status == 401
@@ -197,22 +195,22 @@ def test_flower_lists_the_worker_as_online(stack):
 def test_a_beat_that_stops_ticking_turns_unhealthy(stack):
     """The "beat starts, then silence" failure: the process lives, nothing is sent."""
 
-    def beat_health(env):
-        return stack.exec("beat", "python", "-m", PACKAGE, "health", "beat", env=env, check=False)
+    def beat_probe():
+        return stack.exec("beat", "python", "-m", f"{PACKAGE}.probes", "beat", check=False)
 
-    strict = {"BEAT_HEARTBEAT_MAX_AGE": "8"}
-    assert beat_health(strict).returncode == 0
+    assert beat_probe().returncode == 0
     stack.exec("beat", "python", "-c", STOP_OR_CONTINUE_BEAT, str(int(signal.SIGSTOP)))
     try:
         unhealthy = wait_for(
-            lambda: (done := beat_health(strict)).returncode == 1 and done,
+            lambda: (done := beat_probe()).returncode == 1 and done,
             timeout=30,
             message="beat's health check to fail",
         )
         assert "beat is not ticking" in unhealthy.stderr
+        wait_for(lambda: stack.health("beat") == "unhealthy", timeout=30, message="Docker to mark beat unhealthy")
     finally:
         stack.exec("beat", "python", "-c", STOP_OR_CONTINUE_BEAT, str(int(signal.SIGCONT)))
-    wait_for(lambda: beat_health(strict).returncode == 0, timeout=30, message="beat to tick again")
+    wait_for(lambda: stack.health("beat") == "healthy", timeout=30, message="beat to tick again")
 
 
 def test_ac3_a_beat_restart_keeps_the_schedule_and_misses_no_sweep(stack):
@@ -225,7 +223,7 @@ def test_ac3_a_beat_restart_keeps_the_schedule_and_misses_no_sweep(stack):
         message="a fresh sweep",
     )
     wait_for(lambda: datetime.now(UTC) >= last + timedelta(seconds=INTERVAL / 2), timeout=INTERVAL, interval=0.2)
-    before, inode = read_schedule(stack), schedule_inode(stack)
+    before, inode = stack.schedule(), stack.schedule_inode()
 
     stopped_at = datetime.now(UTC)
     stack.compose("restart", "beat")
@@ -241,8 +239,8 @@ def test_ac3_a_beat_restart_keeps_the_schedule_and_misses_no_sweep(stack):
     gap = (first_after - last_before).total_seconds()
     assert gap <= INTERVAL + restart_time + 1.5, f"gap {gap:.1f}s across a {restart_time:.1f}s restart"
 
-    after = read_schedule(stack)
-    assert schedule_inode(stack) == inode, "the schedule file was recreated"
+    after = stack.schedule()
+    assert stack.schedule_inode() == inode, "the schedule file was recreated"
     assert after[SWEEP]["total_run_count"] > before[SWEEP]["total_run_count"]
     assert after[SWEEP]["last_run_at"] > before[SWEEP]["last_run_at"]
     assert_cron_entries_kept(before, after)
@@ -250,13 +248,13 @@ def test_ac3_a_beat_restart_keeps_the_schedule_and_misses_no_sweep(stack):
 
 
 def test_ac3_down_without_volumes_then_up_keeps_the_schedule(stack):
-    before = read_schedule(stack)
+    before = stack.schedule()
     stack.compose("down")
     subprocess.run(["docker", "volume", "inspect", f"{PROJECT}-celery-beat-data"], capture_output=True, check=True)
 
     stack.compose("up", "-d")
     stack.wait_healthy()
-    after = read_schedule(stack)
+    after = stack.schedule()
     assert after[SWEEP]["total_run_count"] >= before[SWEEP]["total_run_count"]
     assert_cron_entries_kept(before, after)
     assert "beat: Starting..." in [message for _, _, message in stack.logs("beat")]

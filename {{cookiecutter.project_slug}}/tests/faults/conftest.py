@@ -1,0 +1,57 @@
+"""The fault layer's stack: Compose project `{{ cookiecutter.package_name }}_faults` unless
+FAULTS_PROJECT_NAME says otherwise, with short intervals, limits and leases
+so each fault recovers in seconds. The fixtures are in ../conftest.py.
+
+`make faults` ends with the fault table: what was injected, what was seen,
+and how long recovery took.
+"""
+
+import os
+
+import pytest
+
+from support import PACKAGE, free_port
+
+os.environ.update(
+    {
+        "COMPOSE_PROJECT_NAME": os.environ.get("FAULTS_PROJECT_NAME", f"{PACKAGE}_faults"),
+        "FLOWER_PORT": str(free_port()),
+        "OUTBOX_INTERVAL_SECONDS": "2",
+        # A sweep of one batch takes seconds, so faults land mid-task.
+        "OUTBOX_BATCH_SIZE": "1500",
+        "OUTBOX_MAX_ATTEMPTS": "3",
+        # The lease is the task time limit: 12 s.
+        "TASK_SOFT_TIME_LIMIT": "10",
+        "TASK_TIME_LIMIT": "12",
+        # Shorter than a sweep, so `docker stop` cancels and requeues it.
+        "WORKER_SOFT_SHUTDOWN_TIMEOUT": "1",
+        # A crontab entry that falls due during a test.
+        "RECONCILE_CRONTAB": "* * * * *",
+        "BEAT_HEARTBEAT_MAX_AGE": "10",
+    }
+)
+FAULT_TABLE = []
+
+
+@pytest.fixture
+def fault_table():
+    """Each test adds its row: fault, injection, observation, recovery seconds."""
+    return FAULT_TABLE
+
+
+@pytest.fixture(autouse=True)
+def recovered_stack(stack):
+    """Every fault starts from a healthy stack and an empty outbox."""
+    stack.wait_healthy()
+    stack.psql("TRUNCATE order_confirmations, outbox_events, orders")
+    return stack
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FAULT_TABLE:
+        return
+    terminalreporter.section("fault table")
+    terminalreporter.write_line("| fault | injected by | observed | recovery | events lost |")
+    terminalreporter.write_line("|---|---|---|---|---|")
+    for fault, injected, observed, recovery in FAULT_TABLE:
+        terminalreporter.write_line(f"| {fault} | {injected} | {observed} | {recovery:.1f} s | 0 |")

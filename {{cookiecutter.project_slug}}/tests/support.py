@@ -1,0 +1,184 @@
+"""Helpers for the container test layers: commands against one Compose
+project's containers, polling with a deadline, and the outbox as the database
+sees it. Layers choose their project name and settings in their conftest."""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "{{ cookiecutter.package_name }}"
+# The Makefile exports the one it uses; otherwise v2 when present, else v1.
+COMPOSE = (
+    shlex.split(os.environ["COMPOSE"])
+    if os.environ.get("COMPOSE")
+    else ["docker", "compose"]
+    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0
+    else [shutil.which("docker-compose") or "docker-compose"]
+)
+SCHEDULE_FILE = "/app/celery-data/celerybeat-schedule"
+READ_SCHEDULE = """
+import json, shelve, sys
+with shelve.open(sys.argv[1], flag="r") as store:
+    entries = store["entries"]
+    print(json.dumps({
+        name: dict(last_run_at=entry.last_run_at.isoformat(), total_run_count=entry.total_run_count)
+        for name, entry in entries.items()
+    }))
+"""
+LOG_LINE = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): (\w+)/[^\]]*\] (.*)")
+PROJECT_LABEL = "com.docker.compose.project"
+
+
+def wait_for(condition, *, timeout: float, interval: float = 0.5, message: str = "condition"):
+    """Poll `condition` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+        time.sleep(interval)
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_env_file() -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (ROOT / ".env").read_text().splitlines() if "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs if not name.startswith("#")}
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done
+
+
+class Stack:
+    """Commands against one Compose project's containers."""
+
+    def __init__(self, project: str, services=None):
+        self.project = project
+        self.services = services
+        self.env = read_env_file()
+
+    def compose(self, *args: str, files: tuple[str, ...] = (), check: bool = True) -> subprocess.CompletedProcess:
+        file_options = [option for file in files for option in ("-f", file)]
+        command = [*COMPOSE, *file_options, *args]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"compose {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        return done
+
+    def exec(self, service: str, *command: str, env: dict | None = None, check: bool = True):
+        options = [item for name, value in (env or {}).items() for item in ("-e", f"{name}={value}")]
+        return self.compose("exec", "-T", *options, service, *command, check=check)
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "-a", "-q", service).stdout.strip()
+
+    def inspect(self, service: str) -> dict:
+        return json.loads(docker("inspect", self.container(service)).stdout)[0]
+
+    def health(self, service: str) -> str:
+        return self.inspect(service)["State"]["Health"]["Status"]
+
+    def health_output(self, service: str) -> str:
+        """What the service's last health check printed."""
+        log = self.inspect(service)["State"]["Health"]["Log"]
+        return log[-1]["Output"].strip() if log else ""
+
+    def logs(self, service: str) -> list[tuple[datetime, str, str]]:
+        """(time, level, message) of each Celery log line of `service`."""
+        return [
+            (datetime.strptime(when, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC), level, message)
+            for when, level, message in LOG_LINE.findall(self.raw_logs(service))
+        ]
+
+    def raw_logs(self, service: str) -> str:
+        return self.compose("logs", "--no-color", service).stdout
+
+    def wait_healthy(self) -> str:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "wait_healthy.py")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "COMPOSE": " ".join(COMPOSE)},
+        )
+        assert done.returncode == 0, f"stack did not turn healthy:\n{done.stdout}{done.stderr}"
+        return done.stdout
+
+    def psql(self, query: str) -> str:
+        credentials = ["-U", self.env["POSTGRES_USER"], "-d", self.env["POSTGRES_DB"]]
+        return self.exec("db", "psql", *credentials, "-v", "ON_ERROR_STOP=1", "-tAc", query).stdout.strip()
+
+    def emit(self, count: int) -> None:
+        self.exec("worker", "python", "-m", PACKAGE, "emit", "--count", str(count))
+
+    def outbox(self) -> dict[str, int]:
+        """Events per status, and how many processed events lack their one effect."""
+        rows = self.psql("SELECT status, count(*) FROM outbox_events GROUP BY status").splitlines()
+        counts = {"pending": 0, "processing": 0, "processed": 0, "failed": 0}
+        counts.update({status: int(count) for status, count in (row.split("|") for row in rows)})
+        counts["processed_without_effect"] = int(
+            self.psql(
+                "SELECT count(*) FROM outbox_events e LEFT JOIN order_confirmations c ON c.outbox_event_id = e.id "
+                "WHERE e.status = 'processed' AND c.outbox_event_id IS NULL"
+            )
+        )
+        counts["effects"] = int(self.psql("SELECT count(*) FROM order_confirmations"))
+        return counts
+
+    def settle(self, *, emitted: int, failed: int = 0, timeout: float, since: float | None = None) -> float:
+        """Wait until no event is pending or in processing, then check the
+        invariant: every event processed (but `failed` dead letters), each
+        with exactly one effect. Returns the seconds since `since` (a
+        time.monotonic() reading, by default now)."""
+        started = time.monotonic() if since is None else since
+
+        def settled():
+            outbox = self.outbox()
+            return outbox["pending"] == outbox["processing"] == 0 and outbox
+
+        outbox = wait_for(settled, timeout=timeout, message=f"the outbox to settle: {self.outbox()}")
+        assert outbox["processed"] + outbox["failed"] == emitted, outbox
+        assert outbox["failed"] == failed, outbox
+        assert outbox["processed_without_effect"] == 0, outbox
+        assert outbox["effects"] == outbox["processed"], outbox
+        return time.monotonic() - started
+
+    def schedule(self) -> dict:
+        """Beat's schedule file as stored: each entry's last run and run count."""
+        return json.loads(self.exec("beat", "python", "-c", READ_SCHEDULE, SCHEDULE_FILE).stdout)
+
+    def schedule_inode(self) -> str:
+        return self.exec("beat", "stat", "-c", "%i", SCHEDULE_FILE).stdout.strip()
+
+    def remove(self) -> None:
+        """Everything of this project, including what a test started beside
+        Compose (labelled with the project), and the app image."""
+        self.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+        label = f"label={PROJECT_LABEL}={self.project}"
+        for listing, removal in (
+            (["ps", "-aq"], ["rm", "-f"]),
+            (["volume", "ls", "-q"], ["volume", "rm", "-f"]),
+            (["network", "ls", "-q"], ["network", "rm"]),
+        ):
+            ids = docker(*listing, "--filter", label, check=False).stdout.split()
+            if ids:
+                docker(*removal, *ids, check=False)
+        docker("image", "rm", f"{self.project}-backend", check=False)
