@@ -1,24 +1,12 @@
-"""Write .env with fresh random secrets, keep the answers for updates, and
-drop the CI workflow when no CI was chosen."""
+"""Keep the answers for updates, and drop the CI workflow when no CI was
+chosen. Secrets are not made here: `make env` makes them on first use, so no
+render ever contains one and an update can never touch them."""
 
 import json
-import secrets
 import shutil
 from pathlib import Path
 
-SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_PASSWORD")
 CONTEXT = json.loads(r"""{{ cookiecutter | jsonify }}""")
-
-
-def with_fresh_secrets(example: str) -> str:
-    lines = []
-    for line in example.splitlines():
-        name, _, _ = line.partition("=")
-        if name in SECRETS:
-            # URL-safe, because the password is also part of DATABASE_URL.
-            line = f"{name}={secrets.token_urlsafe(24)}"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
 
 
 def replay_file() -> dict:
@@ -28,9 +16,6 @@ def replay_file() -> dict:
     return {"cookiecutter": answers}
 
 
-env = Path(".env")
-env.write_text(with_fresh_secrets(Path(".env.example").read_text()))
-env.chmod(0o600)
 Path(".cookiecutter.json").write_text(json.dumps(replay_file(), indent=2) + "\n")
 # Cookiecutter cannot skip a folder whose templated name renders empty.
 if CONTEXT["ci"] == "none":

@@ -59,7 +59,7 @@ def test_a_saved_cookiecutter_json_replays_the_same_project(tmp_path):
     assert done.returncode == 0, done.stderr
 
     def files(root):
-        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != ".env"}
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
     assert files(first) == files(second)
     assert "127.0.0.1:${FLOWER_PORT:-6000}:5555" in (second / "order_relay" / "compose.yaml").read_text()

@@ -58,10 +58,23 @@ def test_docker_stop_outlasts_the_workers_soft_shutdown(bake):
     assert worker["environment"]["REMAP_SIGTERM"] == "SIGQUIT"
 
 
-def test_env_gets_fresh_secrets_on_every_bake(bake):
-    first = (bake() / ".env").read_text()
-    second = (bake(project_name="Other Stack") / ".env").read_text()
-    names = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_PASSWORD")
-    secrets = [re.search(rf"^{name}=(.+)$", first, re.M).group(1) for name in names]
-    assert all(len(secret) >= 24 and secret not in second for secret in secrets)
-    assert "change-me" not in first
+def test_no_bake_holds_a_secret_and_make_env_makes_fresh_ones_once(bake):
+    first, second = bake(), bake(project_name="Other Stack")
+    assert not (first / ".env").exists()
+    for project in (first, second):
+        run(["make", "env"], cwd=project)
+    env = first / ".env"
+    secrets = dict(re.findall(r"^(\w+_PASSWORD)=(.+)$", env.read_text(), re.MULTILINE))
+    assert sorted(secrets) == ["FLOWER_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD"]
+    assert all(len(secret) >= 24 and secret not in (second / ".env").read_text() for secret in secrets.values())
+    assert env.stat().st_mode & 0o777 == 0o600
+
+    written = env.read_bytes()
+    run(["make", "env"], cwd=first)
+    assert env.read_bytes() == written
+    # A password a template update adds is appended; nothing else changes.
+    example = first / ".env.example"
+    example.write_text(example.read_text() + "NEW_PASSWORD=change-me\n")
+    run(["make", "env"], cwd=first)
+    assert env.read_bytes().startswith(written)
+    assert re.search(r"^NEW_PASSWORD=[\w-]{24,}$", env.read_text(), re.MULTILINE)
