@@ -1,10 +1,11 @@
 """Command line: emit sample events, run a periodic task now, check health."""
 
 import sys
+import time
 
 import click
 
-from . import health, probes
+from . import probes
 
 
 @click.group()
@@ -14,14 +15,25 @@ def main() -> None:
 
 @main.command()
 @click.option("--count", default=1, show_default=True, type=click.IntRange(min=1), help="Orders to write.")
-def emit(count: int) -> None:
-    """Write COUNT sample orders, each with its outbox event, in one transaction."""
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Orders per second, one transaction each, as an application writes them. Default: all in one.",
+)
+def emit(count: int, rate: float | None) -> None:
+    """Write COUNT sample orders, each with its outbox event, then nudge the relay."""
     from .db import new_session
     from .orders import create_orders
+    from .relay import nudge
 
-    with new_session() as session:
-        create_orders(session, count)
-        session.commit()
+    started = time.monotonic()
+    for done, size in enumerate([count] if rate is None else [1] * count, start=1):
+        with new_session() as session:
+            create_orders(session, size)
+            session.commit()
+        nudge()
+        if rate is not None:
+            time.sleep(max(0.0, started + done / rate - time.monotonic()))
     click.echo(f"Emitted {count} order(s) with outbox events.")
 
 
@@ -40,18 +52,7 @@ def run(name: str, timeout: float) -> None:
 
 
 @main.command(name="health")
-@click.argument("component", type=click.Choice(["beat", "worker", "flower"]))
+@click.argument("component", type=click.Choice(sorted(probes.CHECKS)))
 def check_health(component: str) -> None:
     """Exit 0 if COMPONENT in this container is healthy, else 1 with the reason."""
-    if component == "beat":
-        problem = probes.CHECKS["beat"]()
-    elif component == "worker":
-        from .celery_app import app
-
-        problem = health.check_worker(app)
-    else:
-        problem = health.check_flower()
-    if problem:
-        click.echo(f"{component}: unhealthy: {problem}", err=True)
-        sys.exit(1)
-    click.echo(f"{component}: healthy")
+    sys.exit(probes.main([component]))

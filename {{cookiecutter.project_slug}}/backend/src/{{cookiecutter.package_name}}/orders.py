@@ -2,31 +2,33 @@
 
 import uuid
 
+from sqlalchemy import insert as insert_rows
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from .models import Order, OrderConfirmation, OutboxEvent
-from .outbox import record_event
+from .outbox import record_events
 
 ORDER_CREATED = "order.created"
 
 
-def create_orders(session: Session, count: int) -> list[Order]:
-    """Write `count` orders, each with its outbox event, in the caller's transaction."""
-    orders = [Order(id=uuid.uuid4(), reference=f"sample-{uuid.uuid4().hex[:8]}") for _ in range(count)]
-    for order in orders:
-        session.add(order)
-        record_event(session, ORDER_CREATED, {"order_id": str(order.id)})
-    return orders
+def create_orders(session: Session, count: int) -> list[uuid.UUID]:
+    """Write `count` orders, each with its outbox event, in the caller's
+    transaction; two bulk inserts, however many."""
+    ids = [uuid.uuid4() for _ in range(count)]
+    orders = [{"id": order_id, "reference": f"sample-{order_id.hex[:8]}"} for order_id in ids]
+    session.execute(insert_rows(Order), orders)
+    record_events(session, ORDER_CREATED, [{"order_id": str(order_id)} for order_id in ids])
+    return ids
 
 
-def confirm_order(session: Session, event: OutboxEvent) -> None:
-    """Idempotent: the outbox event id is the key, so a redelivered event is a no-op."""
+def confirm_orders(session: Session, events: list[OutboxEvent]) -> None:
+    """One insert for the batch. Idempotent: the outbox event id is the key,
+    so a redelivered event is a no-op."""
     session.execute(
-        insert(OrderConfirmation)
-        .values(outbox_event_id=event.id, order_id=uuid.UUID(event.payload["order_id"]))
-        .on_conflict_do_nothing(index_elements=[OrderConfirmation.outbox_event_id])
+        insert(OrderConfirmation.__table__).on_conflict_do_nothing(index_elements=["outbox_event_id"]),
+        [{"outbox_event_id": event.id, "order_id": uuid.UUID(event.payload["order_id"])} for event in events],
     )
 
 
-HANDLERS = {ORDER_CREATED: confirm_order}
+HANDLERS = {ORDER_CREATED: confirm_orders}

@@ -106,6 +106,12 @@ class Settings(BrokerSettings):
         return self
 
     @property
+    def drain_budget_seconds(self) -> float:
+        """How long one sweep claims batch after batch: half the soft time
+        limit, so the batch in hand always finishes before it."""
+        return self.task_soft_time_limit / 2
+
+    @property
     def lease_seconds(self) -> int:
         """How long a claimed event stays leased. A sweep is killed at
         TASK_TIME_LIMIT, so a lease that long never expires under a sweep that

@@ -8,7 +8,7 @@ import sqlalchemy.exc
 from celery import shared_task
 from celery.utils.log import get_task_logger
 
-from . import outbox
+from . import outbox, relay
 from .db import new_session
 from .orders import HANDLERS
 from .settings import get_settings
@@ -34,14 +34,22 @@ RETRY_POLICY = {
 
 @shared_task(**RETRY_POLICY)
 def process_outbox_events() -> dict:
+    """Drain the outbox: sent by beat every interval, and by emitters' nudges."""
+    relay.starting_sweep()
     settings = get_settings()
-    result = outbox.process_batch(
+    result = outbox.drain(
         new_session,
         HANDLERS,
         batch_size=settings.outbox_batch_size,
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.outbox_max_attempts,
+        retry_delay_seconds=settings.outbox_interval_seconds,
+        budget_seconds=settings.drain_budget_seconds,
+        # A backlog: let another worker process drain beside this one.
+        on_backlog=relay.nudge,
     )
+    if result.more_left:
+        relay.nudge()
     return asdict(result)
 
 
