@@ -54,8 +54,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def read_env_file() -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in (ROOT / ".env").read_text().splitlines() if "=" in line)
+def read_env_file(root: Path = ROOT) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (root / ".env").read_text().splitlines() if "=" in line)
     return {name.strip(): value.strip() for name, value in pairs if not name.startswith("#")}
 
 
@@ -69,15 +69,16 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 class Stack:
     """Commands against one Compose project's containers."""
 
-    def __init__(self, project: str, services=None):
+    def __init__(self, project: str, services=None, root: Path = ROOT):
         self.project = project
         self.services = services
-        self.env = read_env_file()
+        self.root = root
+        self.env = read_env_file(root)
 
     def compose(self, *args: str, files: tuple[str, ...] = (), check: bool = True) -> subprocess.CompletedProcess:
         file_options = [option for file in files for option in ("-f", file)]
         command = [*COMPOSE, *file_options, *args]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, cwd=self.root, capture_output=True, text=True, check=False)
         if check and done.returncode != 0:
             raise AssertionError(f"compose {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         return done

@@ -1,8 +1,11 @@
 """The health probes: what each record means, with the standard library only."""
 
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,58 @@ def test_a_schedule_that_cannot_be_saved_makes_beat_unhealthy():
     assert problem == "cannot save the schedule"
 
 
+def test_a_worker_whose_consumer_keeps_its_record_fresh_is_healthy():
+    assert probes.worker_problem({"alive_at": NOW - 3}, NOW) is None
+
+
+def test_a_worker_without_a_record_is_not_consuming():
+    assert probes.worker_problem(None, NOW) == "no liveness record: the worker is not consuming from the broker"
+
+
+def test_a_worker_whose_record_went_stale_is_stuck():
+    problem = probes.worker_problem({"alive_at": NOW - 11}, NOW)
+    assert problem == "liveness record 11s old (limit 10s): the worker's event loop is stuck"
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on a free port, answering /healthcheck as told."""
+    answer = {"status": 200, "body": b"OK"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(answer["status"])
+            self.end_headers()
+            self.wfile.write(answer["body"])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address, answer
+    server.shutdown()
+    server.server_close()
+
+
+def test_flower_answering_ok_is_healthy(http_server):
+    address, _ = http_server
+    assert probes.flower_problem(address) is None
+
+
+def test_flower_answering_anything_else_is_unhealthy(http_server):
+    address, answer = http_server
+    answer.update(status=500, body=b"Internal Server Error")
+    assert "answered b'HTTP/1.0 500" in probes.flower_problem(address)
+
+
+def test_flower_not_listening_is_unhealthy():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        free = unused.getsockname()
+    assert "failed: [Errno 111] Connection refused" in probes.flower_problem(free)
+
+
 def test_records_are_replaced_whole(tmp_path):
     path = tmp_path / "record.json"
     probes.write_record(path, beat_record())
@@ -79,8 +134,9 @@ def test_the_command_line_exits_non_zero_with_the_reason(arguments, status):
 
 
 def test_the_probe_imports_nothing_outside_the_standard_library():
+    # As the health checks run it: python -S.
     code = "import sys; import {{ cookiecutter.package_name }}.probes; print(sorted(sys.modules))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=PROBE_ENV)
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, env=PROBE_ENV)
     modules = done.stdout
-    for heavy in ("celery", "kombu", "pydantic", "sqlalchemy"):
+    for heavy in ("celery", "kombu", "pydantic", "sqlalchemy", "json", "pathlib", "socket"):
         assert f"'{heavy}'" not in modules

@@ -1,8 +1,10 @@
 """The database engine and sessions for this process."""
 
+import time
 from functools import cache
 
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import get_settings
@@ -17,3 +19,16 @@ def session_factory() -> sessionmaker[Session]:
 
 def new_session() -> Session:
     return session_factory()()
+
+
+def connect_when_ready(engine: Engine, *, timeout: float = 120) -> Connection:
+    """Connect, retrying while PostgreSQL starts (or initialises its volume),
+    so the migrations need not wait for its health check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return engine.connect()
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -5,6 +5,7 @@ from celery.signals import task_failure, task_retry
 from celery.utils.log import get_task_logger
 
 from . import settings as config
+from .liveness import LivenessRecord
 from .schedule import build_beat_schedule
 
 logger = get_task_logger(__name__)
@@ -30,9 +31,12 @@ def create_app(*, monitoring_only: bool = False) -> Celery:
         # Retry the first broker connection too, so start order does not matter.
         broker_connection_retry_on_startup=True,
         # Socket timeouts: a dead Redis fails fast instead of hanging a process.
+        # An idle consumer re-polls every 10 s, not every second; a message
+        # still wakes it at once.
         broker_transport_options={
             "socket_timeout": 10,
             "socket_connect_timeout": 5,
+            "polling_interval": 10,
         },
         redis_socket_timeout=10,
         redis_socket_connect_timeout=5,
@@ -53,8 +57,10 @@ def create_app(*, monitoring_only: bool = False) -> Celery:
         # Time limits: a stuck task is interrupted, then killed.
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,
-        # Recycle children so slow leaks cannot grow without bound.
-        worker_max_tasks_per_child=1000,
+        # Recycle a child that has grown past 256 MB, so a slow leak cannot
+        # grow without bound. Not by task count: nudges make many short tasks,
+        # and a task handed to a child being replaced waited seconds.
+        worker_max_memory_per_child=256_000,
         # Longer than the longest task, or Redis redelivers a running task.
         broker_transport_options={
             **app.conf.broker_transport_options,
@@ -80,6 +86,8 @@ def create_app(*, monitoring_only: bool = False) -> Celery:
         # saves the schedule after every successful send itself.
         beat_max_loop_interval=5,
     )
+    # The worker's health check reads what this keeps fresh (probes.py).
+    app.steps["consumer"].add(LivenessRecord)
     return app
 
 

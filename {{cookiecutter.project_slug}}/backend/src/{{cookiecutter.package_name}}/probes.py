@@ -1,30 +1,39 @@
-"""Liveness records that long-running processes write, and the checks that
-read them: ``python -m {{ cookiecutter.package_name }}.probes beat``.
+"""The containers' health checks: ``python -m {{ cookiecutter.package_name }}.probes beat|worker|flower``.
 
-Standard library only, so a container health check starts in milliseconds
-and never imports Celery or the app.
+Beat and the worker write liveness records (scheduler.py, liveness.py) that
+these read; Flower is asked over HTTP. Every health check is a `docker exec`
+of this, and checks are most of what an idle stack spends, so it imports as
+little as it can (run it with `python -S`): no Celery, no app, not even json
+or pathlib. Records are marshal data: built in, and written and read by the
+same Python in the same container.
 """
 
-import json
+import marshal
 import os
 import sys
 import time
-from pathlib import Path
 
-# On beat's tmpfs: written every tick, so it must not wear the volume.
-BEAT_RECORD = Path("/tmp/celery-beat-record.json")
+# In each container's /tmp (beat's is a tmpfs): rewritten every few seconds.
+BEAT_RECORD = "/tmp/celery-beat-record"
+WORKER_RECORD = "/tmp/celery-worker-alive"
+# Five of the worker's refreshes.
+WORKER_MAX_AGE = 10.0
+FLOWER = ("127.0.0.1", 5555)
 
 
-def write_record(path: Path, record: dict) -> None:
+def write_record(path: str | os.PathLike, record: dict) -> None:
     """Replace the record atomically: a reader never sees half of it."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(record))
-    partial.replace(path)
+    directory, name = os.path.split(os.fspath(path))
+    partial = os.path.join(directory, f".{name}.{os.getpid()}")
+    with open(partial, "wb") as file:
+        marshal.dump(record, file)
+    os.replace(partial, path)
 
 
-def read_record(path: Path) -> dict | None:
+def read_record(path: str | os.PathLike) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        with open(path, "rb") as file:
+            return marshal.load(file)  # noqa: S302 - written by this container's own process
     except FileNotFoundError:
         return None
 
@@ -53,7 +62,41 @@ def beat_problem(record: dict | None, now: float) -> str | None:
     return None
 
 
-CHECKS = {"beat": lambda: beat_problem(read_record(BEAT_RECORD), time.time())}
+def worker_problem(record: dict | None, now: float) -> str | None:
+    """The worker is unhealthy unless its consumer, connected to the broker,
+    keeps its liveness record fresh."""
+    if record is None:
+        return "no liveness record: the worker is not consuming from the broker"
+    age = now - record["alive_at"]
+    if age > WORKER_MAX_AGE:
+        return f"liveness record {age:.0f}s old (limit {WORKER_MAX_AGE:.0f}s): the worker's event loop is stuck"
+    return None
+
+
+def flower_problem(address: tuple[str, int] = FLOWER) -> str | None:
+    """Flower answers `GET /healthcheck` with 200 and `OK`. A raw socket, as
+    importing urllib would cost the check five times its own time."""
+    import socket  # only here: the other checks need not pay for it
+
+    url = f"http://{address[0]}:{address[1]}/healthcheck"
+    try:
+        with socket.create_connection(address, timeout=3) as connection:
+            connection.sendall(b"GET /healthcheck HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            response = b"".join(iter(lambda: connection.recv(4096), b""))
+    except OSError as exc:
+        return f"{url} failed: {exc}"
+    head, _, body = response.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0]
+    if status_line.split()[1:2] == [b"200"] and body == b"OK":
+        return None
+    return f"{url} answered {status_line!r} {body[:40]!r}"
+
+
+CHECKS = {
+    "beat": lambda: beat_problem(read_record(BEAT_RECORD), time.time()),
+    "worker": lambda: worker_problem(read_record(WORKER_RECORD), time.time()),
+    "flower": flower_problem,
+}
 
 
 def main(argv: list[str]) -> int:
