@@ -9,6 +9,7 @@ import sys
 ANSWERS = json.loads(r"""{{ cookiecutter | jsonify }}""")
 PYTHON_VERSIONS = ("3.12", "3.13", "3.14")
 CI_CHOICES = ("github", "none")
+BEAT_SCHEDULERS = ("file", "redbeat")
 
 
 def whole_number(value: str, low: int, high: int | None = None) -> bool:
@@ -26,6 +27,7 @@ RULES = {
     "outbox_retention_days": (lambda v: whole_number(v, 1), "a whole number of days, at least 1"),
     "flower_port": (lambda v: whole_number(v, 1024, 65535), "a port from 1024 to 65535"),
     "ci": (lambda v: v in CI_CHOICES, f"one of {', '.join(CI_CHOICES)}"),
+    "beat_scheduler": (lambda v: v in BEAT_SCHEDULERS, f"one of {', '.join(BEAT_SCHEDULERS)}"),
 }
 
 for name, (valid, rule) in RULES.items():

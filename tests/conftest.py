@@ -19,8 +19,9 @@ VARIANTS = {
         "outbox_retention_days": "14",
         "flower_port": "15555",
     },
-    "python314-renamed": {
+    "python314-renamed-redbeat": {
         "project_name": "Order Relay",
+        "beat_scheduler": "redbeat",
         "description": 'Relays "orders" & more',
         "python_version": "3.14",
         "outbox_interval_seconds": "5",

@@ -13,6 +13,7 @@ DEFAULTS = {
     "outbox_retention_days": "7",
     "flower_port": "5555",
     "ci": "github",
+    "beat_scheduler": "file",
 }
 
 
@@ -37,6 +38,13 @@ def test_answers_take_effect_where_they_should(bake, answers):
     dockerfile = (project / "backend" / "Dockerfile").read_text()
     assert f"ARG PYTHON_IMAGE=python:{chosen['python_version']}-slim-trixie\n" in dockerfile
     assert (project / ".github" / "workflows" / "ci.yml").exists() == (chosen["ci"] == "github")
+    redbeat = chosen["beat_scheduler"] == "redbeat"
+    assert f'beat_scheduler: Literal["file", "redbeat"] = "{chosen["beat_scheduler"]}"' in settings
+    # redbeat: two beats and no schedule volume; file: one beat on its volume.
+    assert ("scale: 2" in compose) == redbeat
+    assert ("celery-beat-data:" in compose) == (not redbeat)
+    assert (project / "tests" / "stack" / "test_failover.py").exists() == redbeat
+    assert (project / "tests" / "faults" / "full-volume.yaml").exists() == (not redbeat)
 
 
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())

@@ -20,6 +20,22 @@ def pytest_report_header():
     return f"compose: {' '.join(COMPOSE)} {version}"
 
 
+MEASURED = []
+
+
+@pytest.fixture(scope="session")
+def figures() -> list:
+    """What a test measured, as (figure, value) rows; printed at the end."""
+    return MEASURED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURED:
+        terminalreporter.section("measured")
+        for figure, value in MEASURED:
+            terminalreporter.write_line(f"{figure}: {value}")
+
+
 @pytest.fixture(scope="session")
 def docker_compose_command() -> str:
     return " ".join(COMPOSE)

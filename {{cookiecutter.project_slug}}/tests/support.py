@@ -2,6 +2,7 @@
 project's containers, polling with a deadline, and the outbox as the database
 sees it. Layers choose their project name and settings in their conftest."""
 
+import base64
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,6 +62,12 @@ def read_env_file(root: Path = ROOT) -> dict[str, str]:
     return {name.strip(): value.strip() for name, value in pairs if not name.startswith("#")}
 
 
+def container_logs(container: str) -> str:
+    """Everything a container wrote; Celery logs to stderr."""
+    done = docker("logs", container)
+    return done.stdout + done.stderr
+
+
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
     if check and done.returncode != 0:
@@ -87,8 +96,15 @@ class Stack:
         options = [item for name, value in (env or {}).items() for item in ("-e", f"{name}={value}")]
         return self.compose("exec", "-T", *options, service, *command, check=check)
 
-    def container(self, service: str) -> str:
-        return self.compose("ps", "-a", "-q", service).stdout.strip()
+    def container(self, service: str, number: int = 1) -> str:
+        """The id of the service's container `number`: the one `exec` uses."""
+        labels = [
+            f"{PROJECT_LABEL}={self.project}",
+            f"com.docker.compose.service={service}",
+            f"com.docker.compose.container-number={number}",
+        ]
+        filters = [option for label in labels for option in ("--filter", f"label={label}")]
+        return docker("ps", "-aq", *filters).stdout.strip()
 
     def inspect(self, service: str) -> dict:
         return json.loads(docker("inspect", self.container(service)).stdout)[0]
@@ -122,6 +138,19 @@ class Stack:
         )
         assert done.returncode == 0, f"stack did not turn healthy:\n{done.stdout}{done.stderr}"
         return done.stdout
+
+    def flower(self, path: str, auth: bool = True) -> tuple[int, bytes]:
+        """GET `path` from Flower's published port: (status, body)."""
+        port = self.services.port_for("flower", 5555)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if auth:
+            token = base64.b64encode(f"{self.env['FLOWER_USER']}:{self.env['FLOWER_PASSWORD']}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a fixed local URL
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
 
     def psql(self, query: str) -> str:
         credentials = ["-U", self.env["POSTGRES_USER"], "-d", self.env["POSTGRES_DB"]]

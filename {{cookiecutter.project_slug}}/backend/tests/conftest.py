@@ -6,6 +6,7 @@ the fixtures below stop their containers themselves either way.
 """
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
 from testcontainers.core.config import testcontainers_config
 
-from {{ cookiecutter.package_name }} import settings
+from {{ cookiecutter.package_name }} import relay, settings
 
 BACKEND = Path(__file__).resolve().parents[1]
 
@@ -80,6 +81,23 @@ def app_env(postgres_url, redis_url):
         else:
             os.environ[name] = value
     settings.get_settings.cache_clear()
+
+
+@pytest.fixture
+def dead_broker(app_env, monkeypatch):
+    """CELERY_BROKER_URL at a port where nothing listens (Celery prefers the
+    variable to its configuration). Cached settings and clients are dropped
+    on both sides, so no other test sees it."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("CELERY_BROKER_URL", f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0")
+    settings.get_settings.cache_clear()
+    relay.flags.cache_clear()
+    yield port
+    monkeypatch.undo()
+    settings.get_settings.cache_clear()
+    relay.flags.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -140,3 +140,8 @@ def test_the_probe_imports_nothing_outside_the_standard_library():
     modules = done.stdout
     for heavy in ("celery", "kombu", "pydantic", "sqlalchemy", "json", "pathlib", "socket"):
         assert f"'{heavy}'" not in modules
+
+
+def test_a_standby_beat_that_ticks_is_healthy():
+    """Ready to take over: it sends nothing, so no send can have failed."""
+    assert probes.beat_problem(beat_record(role="standby"), NOW) is None

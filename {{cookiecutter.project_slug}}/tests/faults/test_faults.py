@@ -3,16 +3,20 @@ the fault table: emit events, inject the fault, wait with a deadline, then
 assert the invariant from the database (`Stack.settle`): every event
 processed once, with exactly one effect, none left in processing."""
 
+{% if cookiecutter.beat_scheduler == 'file' -%}
 import itertools
+{% endif -%}
 import json
 import os
 import time
 import uuid
+{%- if cookiecutter.beat_scheduler == 'file' %}
 from datetime import UTC, datetime, timedelta
 
 import pytest
+{%- endif %}
 
-from support import PACKAGE, SCHEDULE_FILE, docker, wait_for
+from support import {% if cookiecutter.beat_scheduler == 'file' %}PACKAGE, SCHEDULE_FILE, {% endif %}docker, wait_for
 
 INTERVAL = float(os.environ["OUTBOX_INTERVAL_SECONDS"])
 LEASE = float(os.environ["TASK_TIME_LIMIT"])
@@ -21,9 +25,14 @@ STARTUP = 20.0
 SETTLE = LEASE + 2 * INTERVAL + STARTUP
 OUTAGE = 30.0
 SWEEP = "process-outbox-events"
+# What beat's health check says while it cannot reach Redis.
+{%- if cookiecutter.beat_scheduler == 'file' %}
+REDIS_UNREACHABLE = "have failed for"
+{%- else %}
+REDIS_UNREACHABLE = "cannot reach the schedule in Redis"
+{%- endif %}
 # Seconds of draining, at this stack's small batches.
 BACKLOG = 20000
-RECONCILE = "reconcile-data-consistency"
 
 
 def mid_drain(stack) -> int:
@@ -43,17 +52,6 @@ def beat_unhealthy_because(stack, reason: str, timeout: float, statuses=("unheal
         timeout=timeout,
         message=f"beat's health check to fail because {reason!r}",
     )
-
-
-def sends(stack, name: str, after: datetime) -> list[datetime]:
-    return [when for when, _, line in stack.logs("beat") if f"Sending due task {name} " in line and when > after]
-
-
-def received(stack, task: str, after: datetime) -> list[datetime]:
-    """Messages the worker actually got: sends that reached the broker."""
-    marker = f"Task {PACKAGE}.tasks.{task}["
-    lines = stack.logs("worker")
-    return [when for when, _, line in lines if line.startswith(marker) and " received" in line and when > after]
 
 
 def test_worker_sigkill_mid_drain_loses_nothing(stack, fault_table):
@@ -108,7 +106,7 @@ def test_redis_down_for_30s_turns_beat_unhealthy_and_loses_nothing(stack, fault_
     stack.emit(300)
     stopped = time.monotonic()
     stack.compose("stop", "redis")
-    reason = beat_unhealthy_because(stack, "have failed for", timeout=OUTAGE)
+    reason = beat_unhealthy_because(stack, REDIS_UNREACHABLE, timeout=OUTAGE)
     hold(OUTAGE, since=stopped)
     stack.compose("start", "redis")
     took = stack.settle(emitted=300, timeout=SETTLE)  # after the outage
@@ -118,10 +116,16 @@ def test_redis_down_for_30s_turns_beat_unhealthy_and_loses_nothing(stack, fault_
     )
 
 
+def wait_for_database(stack):
+    """The test reads the outbox through psql, which fails while the database starts up."""
+    wait_for(lambda: stack.health("db") == "healthy", timeout=60, message="the database to accept connections")
+
+
 def test_a_postgres_restart_loses_nothing(stack, fault_table):
     stack.emit(300)
     injected = time.monotonic()
     stack.compose("restart", "db")
+    wait_for_database(stack)
     took = stack.settle(emitted=300, timeout=SETTLE, since=injected)
     fault_table.append(("PostgreSQL restart", "`compose restart db`", "sweeps retried, then drained", took))
 
@@ -133,6 +137,7 @@ def test_postgres_down_for_30s_loses_nothing(stack, fault_table):
     stack.compose("stop", "db")
     hold(OUTAGE, since=stopped)
     stack.compose("start", "db")
+    wait_for_database(stack)
     took = stack.settle(emitted=BACKLOG, timeout=SETTLE)  # after the outage
     fault_table.append(
         (
@@ -142,6 +147,54 @@ def test_postgres_down_for_30s_loses_nothing(stack, fault_table):
             took,
         )
     )
+
+
+def test_a_poison_event_is_dead_lettered_and_the_others_keep_flowing(stack, fault_table):
+    # An order.created event for an order that does not exist: its handler
+    # fails on every attempt (foreign key violation).
+    payload = json.dumps({"order_id": str(uuid.uuid4())})
+    poison = stack.psql(
+        "INSERT INTO outbox_events (id, event_type, payload, status, attempts, created_at) "  # noqa: S608
+        f"VALUES (gen_random_uuid(), 'order.created', '{payload}', 'pending', 0, now()) RETURNING id"
+    ).splitlines()[0]
+    stack.emit(300)
+    took = stack.settle(emitted=301, failed=1, timeout=SETTLE + 3 * INTERVAL)
+    query = f"SELECT status, attempts, last_error FROM outbox_events WHERE id = '{poison}'"  # noqa: S608 - our own id
+    status, attempts, error = stack.psql(query).split("|")
+    assert (status, attempts) == ("failed", os.environ["OUTBOX_MAX_ATTEMPTS"])
+    assert "ForeignKeyViolation" in error
+    fault_table.append(
+        (
+            "poison event",
+            "an event whose handler always fails",
+            f"dead-lettered after {attempts} attempts; 300 others processed",
+            took,
+        )
+    )
+
+
+def test_the_same_event_delivered_twice_has_one_effect(stack, fault_table):
+    stack.emit(100)
+    stack.settle(emitted=100, timeout=SETTLE)
+    # A redelivery: events already handled are handed out again.
+    stack.psql("UPDATE outbox_events SET status = 'pending' WHERE id IN (SELECT id FROM outbox_events LIMIT 50)")
+    took = stack.settle(emitted=100, timeout=SETTLE)
+    fault_table.append(
+        ("same event twice", "50 processed events set back to pending", "handled again; still one effect each", took)
+    )
+{%- if cookiecutter.beat_scheduler == 'file' %}
+
+
+# The beat faults of the file scheduler; test_failover.py has redbeat's.
+def sends(stack, name: str, after: datetime) -> list[datetime]:
+    return [when for when, _, line in stack.logs("beat") if f"Sending due task {name} " in line and when > after]
+
+
+def received(stack, task: str, after: datetime) -> list[datetime]:
+    """Messages the worker actually got: sends that reached the broker."""
+    marker = f"Task {PACKAGE}.tasks.{task}["
+    lines = stack.logs("worker")
+    return [when for when, _, line in lines if line.startswith(marker) and " received" in line and when > after]
 
 
 @pytest.mark.parametrize("signal", ["KILL", "TERM"])
@@ -244,41 +297,6 @@ def test_a_full_beat_volume_keeps_beat_sending_and_its_health_says_why(stack, fa
     )
 
 
-def test_a_poison_event_is_dead_lettered_and_the_others_keep_flowing(stack, fault_table):
-    # An order.created event for an order that does not exist: its handler
-    # fails on every attempt (foreign key violation).
-    payload = json.dumps({"order_id": str(uuid.uuid4())})
-    poison = stack.psql(
-        "INSERT INTO outbox_events (id, event_type, payload, status, attempts, created_at) "  # noqa: S608
-        f"VALUES (gen_random_uuid(), 'order.created', '{payload}', 'pending', 0, now()) RETURNING id"
-    ).splitlines()[0]
-    stack.emit(300)
-    took = stack.settle(emitted=301, failed=1, timeout=SETTLE + 3 * INTERVAL)
-    query = f"SELECT status, attempts, last_error FROM outbox_events WHERE id = '{poison}'"  # noqa: S608 - our own id
-    status, attempts, error = stack.psql(query).split("|")
-    assert (status, attempts) == ("failed", os.environ["OUTBOX_MAX_ATTEMPTS"])
-    assert "ForeignKeyViolation" in error
-    fault_table.append(
-        (
-            "poison event",
-            "an event whose handler always fails",
-            f"dead-lettered after {attempts} attempts; 300 others processed",
-            took,
-        )
-    )
-
-
-def test_the_same_event_delivered_twice_has_one_effect(stack, fault_table):
-    stack.emit(100)
-    stack.settle(emitted=100, timeout=SETTLE)
-    # A redelivery: events already handled are handed out again.
-    stack.psql("UPDATE outbox_events SET status = 'pending' WHERE id IN (SELECT id FROM outbox_events LIMIT 50)")
-    took = stack.settle(emitted=100, timeout=SETTLE)
-    fault_table.append(
-        ("same event twice", "50 processed events set back to pending", "handled again; still one effect each", took)
-    )
-
-
 def test_beat_cut_off_from_redis_turns_unhealthy_and_skips_no_run(stack, fault_table):
     network = f"{stack.project}_default"
     # Cut off with most of a minute left, so the crontab entry falls due while cut off.
@@ -318,3 +336,4 @@ def test_beat_cut_off_from_redis_turns_unhealthy_and_skips_no_run(stack, fault_t
             healthy_after,
         )
     )
+{%- endif %}

@@ -4,19 +4,16 @@ The tests run in file order; the restart tests come last because they
 restart beat and recreate the stack.
 """
 
-import base64
 import itertools
 import json
 import os
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from support import PACKAGE, SCHEDULE_FILE, wait_for
+from support import PACKAGE, {% if cookiecutter.beat_scheduler == 'file' %}SCHEDULE_FILE, {% endif %}wait_for
 
 PROJECT = os.environ["COMPOSE_PROJECT_NAME"]
 
@@ -40,36 +37,11 @@ def sweeps_sent(stack) -> list[datetime]:
     return [when for when, _, message in stack.logs("beat") if f"Sending due task {SWEEP} " in message]
 
 
-def beat_starts(stack) -> list[datetime]:
-    return [when for when, _, message in stack.logs("beat") if message == "beat: Starting..."]
-
-
 def assert_beat_logs_clean(stack):
     problems = [f"{level}: {message}" for _, level, message in stack.logs("beat") if level in ("ERROR", "CRITICAL")]
     raw = stack.raw_logs("beat")
     problems += [phrase for phrase in BEAT_LOG_PROBLEMS if phrase in raw]
     assert not problems, f"beat logged problems: {problems}"
-
-
-def assert_cron_entries_kept(before: dict, after: dict):
-    """A kept entry has its old last_run_at, unless it has run since."""
-    for name in PERIODIC_TASKS[1:]:
-        assert after[name]["last_run_at"] == before[name]["last_run_at"] or (
-            after[name]["total_run_count"] > before[name]["total_run_count"]
-        ), name
-
-
-def flower_get(stack, path, auth=True):
-    port = stack.services.port_for("flower", 5555)
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if auth:
-        token = base64.b64encode(f"{stack.env['FLOWER_USER']}:{stack.env['FLOWER_PASSWORD']}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a fixed local URL
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def test_every_service_turns_healthy_including_beat(stack):
@@ -83,6 +55,9 @@ def test_ac4_beat_starts_and_logs_each_registered_task(stack):
     for name in PERIODIC_TASKS:
         assert any(message.startswith(f"Registered periodic task {name}: ") for message in messages), name
     assert_beat_logs_clean(stack)
+
+
+{%- if cookiecutter.beat_scheduler == 'file' %}
 
 
 def test_ac1_schedule_file_is_on_the_volume_writable_and_lists_the_three_entries(stack):
@@ -102,6 +77,7 @@ def test_ac5_every_file_in_the_volume_belongs_to_the_app_user(stack):
     owners = [line for line in owners if line]
     assert len(owners) >= 2, owners
     assert all(line.split(" ", 1)[0] == APP_UID for line in owners), owners
+{%- endif %}
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -120,7 +96,7 @@ def test_ac5_beat_cannot_write_outside_its_volume_and_tmp(stack, path):
     assert "Read-only file system" in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("directory", ["/app/celery-data", "/tmp"])
+@pytest.mark.parametrize("directory", [{% if cookiecutter.beat_scheduler == 'file' %}"/app/celery-data", {% endif %}"/tmp"])
 def test_ac5_beat_can_write_to_its_volume_and_tmp(stack, directory):
     stack.exec("beat", "sh", "-c", f"touch {directory}/probe && rm {directory}/probe")
 
@@ -194,13 +170,13 @@ def test_no_service_logs_a_secret(stack):
 
 
 def test_flower_refuses_anonymous_requests(stack):
-    status, _ = flower_get(stack, "/api/workers", auth=False)
+    status, _ = stack.flower("/api/workers", auth=False)
     assert status == 401
 
 
 def test_flower_lists_the_worker_as_online(stack):
     def online_workers():
-        status, body = flower_get(stack, "/api/workers?status=true")
+        status, body = stack.flower("/api/workers?status=true")
         assert status == 200
         return [name for name, online in json.loads(body).items() if online]
 
@@ -226,6 +202,19 @@ def test_a_beat_that_stops_ticking_turns_unhealthy(stack):
     finally:
         stack.exec("beat", "python", "-c", STOP_OR_CONTINUE_BEAT, str(int(signal.SIGCONT)))
     wait_for(lambda: stack.health("beat") == "healthy", timeout=30, message="beat to tick again")
+{%- if cookiecutter.beat_scheduler == 'file' %}
+
+
+def beat_starts(stack) -> list[datetime]:
+    return [when for when, _, message in stack.logs("beat") if message == "beat: Starting..."]
+
+
+def assert_cron_entries_kept(before: dict, after: dict):
+    """A kept entry has its old last_run_at, unless it has run since."""
+    for name in PERIODIC_TASKS[1:]:
+        assert after[name]["last_run_at"] == before[name]["last_run_at"] or (
+            after[name]["total_run_count"] > before[name]["total_run_count"]
+        ), name
 
 
 def test_ac3_a_beat_restart_keeps_the_schedule_and_misses_no_sweep(stack):
@@ -274,3 +263,4 @@ def test_ac3_down_without_volumes_then_up_keeps_the_schedule(stack):
     assert_cron_entries_kept(before, after)
     assert "beat: Starting..." in [message for _, _, message in stack.logs("beat")]
     assert_beat_logs_clean(stack)
+{%- endif %}

@@ -1,5 +1,6 @@
-"""Command line: emit sample events, run a periodic task now, check health."""
+"""Command line: emit sample events, run a periodic task now, start the worker, check health."""
 
+import os
 import sys
 import time
 
@@ -49,6 +50,16 @@ def run(name: str, timeout: float) -> None:
         raise click.BadParameter(f"{name!r} is not a periodic task; choose from {', '.join(sorted(schedule))}")
     result = app.send_task(schedule[name]["task"])
     click.echo(f"{name}: {result.get(timeout=timeout)}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(context: click.Context) -> None:
+    """Become `celery worker`, named after this container (nodename.py); other options go to it."""
+    from .nodename import worker_nodename
+
+    command = ["celery", "--app={{ cookiecutter.package_name }}.celery_app:app", "worker"]
+    os.execvp(command[0], [*command, f"--hostname={worker_nodename()}", *context.args])  # noqa: S606 - exec, on purpose
 
 
 @main.command(name="health")

@@ -10,6 +10,10 @@ from .schedule import build_beat_schedule
 
 logger = get_task_logger(__name__)
 
+SCHEDULERS = {
+    "file": "{{ cookiecutter.package_name }}.file_scheduler:FileScheduler",
+    "redbeat": "{{ cookiecutter.package_name }}.redbeat_scheduler:RedBeatScheduler",
+}
 OUTBOX_QUEUE = "outbox"
 MAINTENANCE_QUEUE = "maintenance"
 
@@ -79,7 +83,13 @@ def create_app(*, monitoring_only: bool = False) -> Celery:
         # requeued, before Docker's stop_grace_period runs out. An idle worker
         # stops at once: reserved ETA retries are restored to Redis anyway.
         worker_soft_shutdown_timeout=settings.worker_soft_shutdown_timeout,
-        beat_scheduler="{{ cookiecutter.package_name }}.scheduler:FileScheduler",
+        beat_scheduler=SCHEDULERS[settings.beat_scheduler],
+        # Used by the redbeat scheduler only: the schedule and its lock live
+        # in the broker's Redis, under this prefix.
+        redbeat_redis_url=settings.celery_broker_url,
+        redbeat_key_prefix="{{ cookiecutter.package_name }}:redbeat",
+        redbeat_lock_timeout=settings.beat_lock_timeout,
+        redbeat_redis_options={"socket_timeout": 10, "socket_connect_timeout": 5},
         beat_schedule=build_beat_schedule(settings),
         # Beat wakes at least this often: each wake-up refreshes its health
         # record, and a failed send is retried this long after. The scheduler

@@ -1,26 +1,16 @@
-"""Beat's scheduler: Celery's persistent scheduler, made to fail loudly and
-never skip a run. The app factory names it in ``beat_scheduler``.
+"""What both of beat's schedulers share (file_scheduler.py, redbeat_scheduler.py):
+a run counts only once its send has succeeded, each failed send logs one
+ERROR line and is retried on a later tick, and every tick and send outcome
+goes into the record the health check reads (probes.BEAT_RECORD).
 
-On top of Celery's scheduler it:
-
-- records every tick and every send's outcome for the health probe
-  (``probes.BEAT_RECORD``);
-- counts a run only once its send has succeeded (Celery counts and saves it
-  before sending): a failed send goes out once, on a later tick, when the
-  broker is back, and a beat killed mid-send sends it again rather than skip;
-- keeps beat sending when its volume is full or read-only: the schedule
-  stays in memory until it can be saved again, and the health check says why;
-- starts a fresh schedule, with one ERROR line, when the file is corrupt.
+The app factory names the scheduler in ``beat_scheduler``, from settings.
 """
 
-import errno
-import heapq
-import os
-import shelve
 import time
+from collections.abc import Mapping
 from functools import cached_property
 
-from celery.beat import PersistentScheduler, ScheduleEntry, SchedulingError, event_t
+from celery.beat import SchedulingError
 from celery.schedules import schedule as every
 from celery.utils.log import get_logger
 
@@ -28,17 +18,6 @@ from . import probes
 from .settings import get_settings
 
 logger = get_logger(__name__)
-
-# "Cannot write here", as opposed to "this file is corrupt". SQLite's errors
-# (dbm.sqlite3 wraps them in an OSError without errno) only say so in words.
-STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
-STORAGE_MESSAGES = ("disk is full", "readonly database", "unable to open database file", "disk I/O error")
-
-
-def is_storage_error(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
-        return True
-    return any(message in str(exc) for message in STORAGE_MESSAGES)
 
 
 def one_line(exc: BaseException) -> str:
@@ -48,27 +27,33 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def shortest_interval(entries) -> float | None:
-    intervals = [entry.schedule.run_every.total_seconds() for entry in entries if isinstance(entry.schedule, every)]
+def shortest_interval(schedules) -> float | None:
+    """Of the interval schedules (seconds, or celery's `schedule`); crontabs have none."""
+    intervals = [
+        value.run_every.total_seconds() if isinstance(value, every) else float(value)
+        for value in schedules
+        if isinstance(value, every | int | float)
+    ]
     return min(intervals, default=None)
 
 
 class SendRecordingMixin:
-    """Records ticks and send outcomes, and re-arms entries whose send failed."""
+    """Sends without counting the run, and records what happened."""
 
     record_path = probes.BEAT_RECORD
     scheduler_kind: str
+    # A scheduler that waits for another to fail says "standby".
+    role = "active"
 
     def setup_schedule(self):
-        self._next_runs = {}
-        self._failed_this_tick = {}
         self._outcomes = {}
         self._storage_problem = None
         super().setup_schedule()
-        for name, entry in sorted(self.schedule.items()):
-            logger.info("Registered periodic task %s: %s %r", name, entry.task, entry.schedule)
+        entries = self.app.conf.beat_schedule
+        for name, entry in sorted(entries.items()):
+            logger.info("Registered periodic task %s: %s %r", name, entry["task"], entry["schedule"])
         settings = get_settings()
-        shortest = shortest_interval(self.schedule.values())
+        shortest = shortest_interval(entry["schedule"] for entry in entries.values())
         self.send_failure_grace = settings.beat_send_failure_grace or min(2 * (shortest or 30), 60)
         self.max_tick_age = settings.beat_heartbeat_max_age
 
@@ -80,33 +65,19 @@ class SendRecordingMixin:
         # like any other: logged, recorded and retried.
         return self.Producer(self.connection, auto_declare=False)
 
-    def tick(self, *args, **kwargs):
-        delay = super().tick(*args, **kwargs)
-        if self._failed_this_tick:
-            self._retry_later(self._failed_this_tick)
-            self._failed_this_tick = {}
-        self.write_record()
-        return delay
-
-    def reserve(self, entry):
-        # tick() calls this just before sending: hold the next run back until
-        # the send has succeeded.
-        next_run = self._next_runs[entry.name] = next(entry)
-        return next_run
-
-    def apply_entry(self, entry, producer=None):
+    def send(self, entry, producer=None) -> bool:
+        """Publish `entry` without counting it as run. True if it was sent;
+        if not, the caller keeps it due."""
         # Celery's own line, so logs read as they always have.
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         started = time.time()
         try:
             self.apply_async(entry, producer=producer, advance=False)
         except Exception as exc:  # noqa: BLE001 - any failed send is recorded, never raised
-            self._next_runs.pop(entry.name)
             self._send_failed(entry, one_line(exc), started)
-        else:
-            self.schedule[entry.name] = self._next_runs.pop(entry.name)
-            self.sync()
-            self._outcomes[entry.name] = {"sent_at": time.time(), "ok": True, "error": None, "failing_since": None}
+            return False
+        self._outcomes[entry.name] = {"sent_at": time.time(), "ok": True, "error": None, "failing_since": None}
+        return True
 
     def _send_failed(self, entry, error: str, started: float) -> None:
         previous = self._outcomes.get(entry.name, {})
@@ -118,7 +89,6 @@ class SendRecordingMixin:
             # fail (a DNS timeout) must not eat into the grace.
             "failing_since": previous.get("failing_since") or started,
         }
-        self._failed_this_tick[entry.name] = entry
         logger.error(
             "Send failed: %s (%s) was not sent: %s; it stays due and is retried in %ss",
             entry.name,
@@ -127,14 +97,6 @@ class SendRecordingMixin:
             self.max_interval,
         )
 
-    def _retry_later(self, failed: dict[str, ScheduleEntry]) -> None:
-        """tick() has queued each failed entry's next regular run: replace
-        it with a retry one loop interval from now; it is still due then."""
-        retry_at = {name: self._when(entry, self.max_interval) for name, entry in failed.items()}
-        self._heap = [event for event in self._heap if event[2].name not in failed]
-        self._heap += [event_t(retry_at[name], 5, entry) for name, entry in failed.items()]
-        heapq.heapify(self._heap)
-
     def record_storage_problem(self, problem: str | None) -> None:
         if problem and problem != self._storage_problem:
             logger.error("%s", problem)
@@ -142,13 +104,13 @@ class SendRecordingMixin:
             logger.info("The schedule is saved again.")
         self._storage_problem = problem
 
-    def write_record(self) -> None:
+    def write_record(self, entries: Mapping) -> None:
         now = time.time()
-        entries = {}
-        for name, entry in self.schedule.items():
+        recorded = {}
+        for name, entry in entries.items():
             is_due, next_in = entry.is_due()
             outcome = self._outcomes.get(name, {})
-            entries[name] = {
+            recorded[name] = {
                 "task": entry.task,
                 "last_run_at": entry.last_run_at.timestamp() if entry.last_run_at else None,
                 "next_due_at": now if is_due else now + next_in,
@@ -159,115 +121,11 @@ class SendRecordingMixin:
             }
         record = {
             "scheduler": self.scheduler_kind,
+            "role": self.role,
             "ticked_at": now,
             "max_tick_age": self.max_tick_age,
             "send_failure_grace": self.send_failure_grace,
             "storage_problem": self._storage_problem,
-            "entries": entries,
+            "entries": recorded,
         }
         probes.write_record(self.record_path, record)
-
-
-class FileScheduler(SendRecordingMixin, PersistentScheduler):
-    """The schedule in a file on beat's volume (``--schedule``)."""
-
-    scheduler_kind = "file"
-    # SQLite, Python 3.13's default dbm, keeps a write-ahead log beside the file.
-    known_suffixes = (*PersistentScheduler.known_suffixes, "-wal", "-shm")
-    _in_memory = False
-
-    def setup_schedule(self):
-        self._discard_unreadable_schedule()
-        try:
-            super().setup_schedule()
-        except Exception as exc:
-            if not is_storage_error(exc):
-                raise
-            # Keep sending from memory rather than crash-loop; sync() moves
-            # the schedule back to the file once it can be written.
-            self._drop_store()
-            self._in_memory = True
-            super().setup_schedule()
-            self.record_storage_problem(self._cannot_save(exc))
-
-    def _discard_unreadable_schedule(self) -> None:
-        """Celery resets some corrupt files silently and crashes on others:
-        read the file first, and start over with one ERROR line if it fails."""
-        try:
-            with shelve.open(self.schedule_filename, flag="r") as store:  # noqa: S301 - beat's own file
-                if "entries" not in store:
-                    raise LookupError("it holds no schedule entries")
-                if not all(isinstance(entry, ScheduleEntry) for entry in dict(store["entries"]).values()):
-                    raise TypeError("the stored entries are not schedule entries")
-        except Exception as exc:  # noqa: BLE001 - whatever fails to load is corruption
-            if is_storage_error(exc) or not self._schedule_file_exists():
-                return
-            logger.error(
-                "The schedule file %s is corrupt (%s): starting a fresh schedule, "
-                "in which each task's next run counts from now",
-                self.schedule_filename,
-                one_line(exc),
-            )
-            self._remove_db()
-
-    def _schedule_file_exists(self) -> bool:
-        return any(os.path.exists(self.schedule_filename + suffix) for suffix in self.known_suffixes)
-
-    def _open_schedule(self):
-        if self._in_memory:
-            return shelve.Shelf({}, writeback=True)
-        return super()._open_schedule()
-
-    def _destroy_open_corrupted_schedule(self, exc):
-        # Celery removes the file on any error opening it, a full disk
-        # included: a good schedule would be lost. Corruption was handled above.
-        if is_storage_error(exc):
-            raise exc
-        return super()._destroy_open_corrupted_schedule(exc)
-
-    def sync(self):
-        try:
-            if self._in_memory:
-                self._move_schedule_to_file()
-            super().sync()
-        except Exception as exc:
-            if not is_storage_error(exc):
-                raise
-            # shelve leaves writeback off after a failed write, and would
-            # then never save again.
-            self._store.writeback = True
-            self.record_storage_problem(self._cannot_save(exc))
-        else:
-            self.record_storage_problem(None)
-
-    def close(self):
-        # Closing the store saves it once more; on a full volume that must
-        # not end beat with a traceback instead of a reason.
-        try:
-            super().close()
-        except Exception as exc:
-            if not is_storage_error(exc):
-                raise
-            logger.error("%s; beat stops without saving its last runs", self._cannot_save(exc))
-
-    def _drop_store(self) -> None:
-        """Close a half-set-up store without the final save that would fail
-        the same way (and, left to the garbage collector, print a traceback)."""
-        store, self._store = self._store, None
-        if store is not None:
-            store.writeback, store.cache = False, {}
-            store.close()
-
-    def _move_schedule_to_file(self) -> None:
-        stored = self.persistence.open(self.schedule_filename, writeback=True)
-        try:
-            stored.update(dict(self._store))
-            stored.sync()
-        except BaseException:
-            stored.close()
-            raise
-        self._store, self._in_memory = stored, False
-
-    def _cannot_save(self, exc: BaseException) -> str:
-        where = "kept in memory only" if self._in_memory else "not saved"
-        return f"cannot save the schedule to {self.schedule_filename} ({one_line(exc)}): it is {where}"

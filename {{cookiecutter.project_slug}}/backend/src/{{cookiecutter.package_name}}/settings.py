@@ -4,8 +4,9 @@ Nothing else in the package reads ``os.environ``. Bad values stop the process
 at start with one line per problem, naming the variable.
 """
 
+import os
 from functools import cache
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from celery.schedules import crontab
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PositiveSeconds = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 SECRET_BEARING = ("url", "backend", "auth", "password")
+SECRETS_DIR = "/run/secrets"
 
 
 class SettingsError(SystemExit):
@@ -25,8 +27,14 @@ class BrokerSettings(BaseSettings):
     """What every process needs: the broker. Flower needs nothing more."""
 
     # Empty means unset: compose passes every tunable as ${VAR:-}, so the
-    # defaults live here and nowhere else.
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+    # defaults live here and nowhere else. Under Swarm the secrets are files
+    # in /run/secrets, named like the fields, and their variables are empty.
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        env_ignore_empty=True,
+        secrets_dir=SECRETS_DIR if os.path.isdir(SECRETS_DIR) else None,
+    )
 
     celery_broker_url: str = Field(pattern=r"^rediss?://")
     celery_result_backend: str = Field(pattern=r"^rediss?://")
@@ -76,6 +84,10 @@ class Settings(BrokerSettings):
     # cancelled and requeued; compose's stop_grace_period must be longer.
     worker_soft_shutdown_timeout: PositiveSeconds = 50
 
+    # file: a schedule file on beat's volume, one beat. redbeat: the schedule
+    # in Redis, two beats, one standing by (redbeat_scheduler.py).
+    beat_scheduler: Literal["file", "redbeat"] = "{{ cookiecutter.beat_scheduler }}"
+    beat_lock_timeout: PositiveInt = 15
     beat_heartbeat_max_age: PositiveSeconds = 30
     # Unset: twice the shortest interval in the schedule, at most 60 s.
     beat_send_failure_grace: PositiveSeconds | None = None
