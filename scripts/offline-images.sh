@@ -46,7 +46,12 @@ import_rootfs() {
   echo "offline-images: built $tag" >&2
 }
 
+# A stand-in is rebuilt when its entrypoint changed: the image carries the
+# script's hash as a label.
+standin_hash() { sha256sum "$here/standin/$1-entrypoint.sh" | cut -c1-16; }
+built_hash() { docker image inspect --format '{{ index .Config.Labels "standin.entrypoint" }}' "$1" 2>/dev/null; }
 missing() { ! docker image inspect "$1" >/dev/null 2>&1; }
+stale() { missing "$1" || [ "$(built_hash "$1")" != "$(standin_hash "$2")" ]; }
 
 build_python() {
   local root
@@ -69,6 +74,7 @@ build_redis() {
   install -m 0755 "$here/standin/redis-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
   mkdir -p "$root/data"
   import_rootfs "$root" "$REDIS_STANDIN" \
+    --change "LABEL standin.entrypoint=$(standin_hash redis)" \
     --change 'WORKDIR /data' \
     --change 'EXPOSE 6379' \
     --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
@@ -80,6 +86,7 @@ build_postgres() {
   root=$(rootfs_for postgresql-17)
   install -m 0755 "$here/standin/postgres-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
   import_rootfs "$root" "$POSTGRES_STANDIN" \
+    --change "LABEL standin.entrypoint=$(standin_hash postgres)" \
     --change 'ENV PATH=/usr/lib/postgresql/17/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV PGDATA=/var/lib/postgresql/data' \
     --change 'EXPOSE 5432' \
@@ -89,6 +96,6 @@ build_postgres() {
 
 ensure_debootstrap
 if missing "$PYTHON_STANDIN"; then build_python; fi
-if missing "$REDIS_STANDIN"; then build_redis; fi
-if missing "$POSTGRES_STANDIN"; then build_postgres; fi
+if stale "$REDIS_STANDIN" redis; then build_redis; fi
+if stale "$POSTGRES_STANDIN" postgres; then build_postgres; fi
 echo "export PYTHON_IMAGE=$PYTHON_STANDIN REDIS_IMAGE=$REDIS_STANDIN POSTGRES_IMAGE=$POSTGRES_STANDIN"

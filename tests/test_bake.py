@@ -6,8 +6,9 @@ import pytest
 import yaml
 from conftest import COMPOSE_V1, COMPOSE_V2, VARIANTS, VENV_BIN, run
 
-# `.cookiecutter.json` is a real file name; `cookiecutter.<answer>` is a leftover.
-UNRENDERED = re.compile(r"\{\{|\{%|\{#|cookiecutter\.(?!json\b)")
+# `.cookiecutter.json` is a real file name; `cookiecutter.<answer>` is a
+# leftover. Go templates (`{{.Task.Slot}}`, which Swarm expands) are not.
+UNRENDERED = re.compile(r"\{\{(?!\.)|\{%|\{#|cookiecutter\.(?!json\b)")
 
 
 def text_files(project):
@@ -44,6 +45,19 @@ def test_compose_accepts_the_compose_file(bake, answers, compose):
     run([*compose, "config", "-q"], cwd=project)
     services = run([*compose, "config", "--services"], cwd=project).stdout.split()
     assert sorted(services) == ["beat", "db", "flower", "migrate", "redis", "worker"]
+
+
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_docker_stack_accepts_the_swarm_stack_file_and_it_holds_no_secret(bake, answers):
+    """What `make deploy` hands to `docker stack deploy` (`swarm.py render`)."""
+    project = bake(**answers)
+    (project / ".env").write_text((project / ".env.example").read_text())
+    stack_file = project / "stack.yaml"
+    stack_file.write_text(run(["python3", "scripts/swarm.py", "render", "bake"], cwd=project).stdout)
+    stack = run(["docker", "stack", "config", "-c", str(stack_file)], cwd=project).stdout
+    assert "endpoint_mode: dnsrr" in stack
+    assert "depends_on" not in stack
+    assert "change-me" not in stack
 
 
 def test_docker_stop_outlasts_the_workers_soft_shutdown(bake):

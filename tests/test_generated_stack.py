@@ -1,7 +1,8 @@
-"""The CI smoke test of a generated project: bake the defaults, then run the
-project's own unit and integration tests, its container acceptance tests
-under Compose v2 and v1, and its fault suite under v2, against the real
-stack, with the images `make test` chose."""
+"""The CI smoke test of generated projects, against real stacks, with the
+images `make test` chose. The defaults: their own unit and integration
+tests, container acceptance tests (scaled workers included) under Compose v2
+and v1, the fault suite under v2, and a deployment to a single-node Swarm. A
+redbeat bake: its acceptance tests, beat failover included."""
 
 import os
 import re
@@ -14,11 +15,13 @@ PROJECT_PREFIX = f"celery_stack_template{os.getpid()}"
 
 
 def project_resources(project: str) -> str:
-    label = f"label=com.docker.compose.project={project}"
+    """Containers, volumes and networks of a Compose project or a Swarm stack."""
     listings = (["ps", "-aq"], ["volume", "ls", "-q"], ["network", "ls", "-q"])
+    labels = (f"label=com.docker.compose.project={project}", f"label=com.docker.stack.namespace={project}")
     return "".join(
         subprocess.run(["docker", *listing, "--filter", label], capture_output=True, text=True, check=True).stdout
         for listing in listings
+        for label in labels
     )
 
 
@@ -35,17 +38,26 @@ def require(compose: list[str]) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def project(cookies_session):
-    result = cookies_session.bake()
+def baked(cookies_session, **answers):
+    result = cookies_session.bake(extra_context=answers)
     assert result.exit_code == 0, result.exception
     return result.project_path
+
+
+@pytest.fixture(scope="module")
+def project(cookies_session):
+    return baked(cookies_session)
+
+
+@pytest.fixture(scope="module")
+def redbeat_project(cookies_session):
+    return baked(cookies_session, beat_scheduler="redbeat")
 
 
 def run_layer(project, target: str, compose: list[str], name: str) -> subprocess.CompletedProcess:
     """`make smoke` or `make faults` under one Compose version and its own project name."""
     version = require(compose)
-    env = {**os.environ, "SMOKE_PROJECT_NAME": name, "FAULTS_PROJECT_NAME": name}
+    env = {**os.environ, "SMOKE_PROJECT_NAME": name, "FAULTS_PROJECT_NAME": name, "SWARM_STACK": name}
     try:
         done = run(["make", target, "ARGS=-v", f"COMPOSE={' '.join(compose)}"], cwd=project, env=env)
     finally:
@@ -75,3 +87,14 @@ def test_generated_fault_suite_passes_under_compose_v2(project):
     # Every fault of the issue ran, and `make faults` printed its table.
     assert pytest_outcomes(done.stdout)["passed"] >= 14
     assert "fault table" in done.stdout
+
+
+def test_generated_swarm_deployment_works(project):
+    done = run_layer(project, "swarm", COMPOSE_V2, f"{PROJECT_PREFIX}_swarm")
+    assert pytest_outcomes(done.stdout)["passed"] >= 6
+
+
+def test_generated_redbeat_stack_fails_over_and_passes_its_acceptance_tests(redbeat_project):
+    done = run_layer(redbeat_project, "smoke", COMPOSE_V2, f"{PROJECT_PREFIX}_redbeat")
+    assert "test_failover.py::test_sigkill_of_the_active_beat" in done.stdout
+    assert "failover after SIGKILL of the active beat" in done.stdout

@@ -1,9 +1,13 @@
 #!/bin/sh
-# Like the official postgres image: POSTGRES_USER, POSTGRES_PASSWORD and
-# POSTGRES_DB create the cluster on first start, data lives in $PGDATA, and
-# the server runs as the postgres user.
+# Like the official postgres image: POSTGRES_USER, POSTGRES_PASSWORD (or
+# POSTGRES_PASSWORD_FILE) and POSTGRES_DB create the cluster on first start,
+# data lives in $PGDATA, and the server runs as the postgres user.
 set -eu
 : "${PGDATA:=/var/lib/postgresql/data}"
+# POSTGRES_PASSWORD_FILE (a Docker secret) as the official image reads it.
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ] && [ -z "${POSTGRES_PASSWORD:-}" ]; then
+  POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
+fi
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 
