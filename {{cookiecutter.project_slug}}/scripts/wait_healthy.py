@@ -3,8 +3,9 @@
 
 Compose v1 has no `up --wait`, so this does it for both versions: a service
 with a healthcheck must be healthy, one without must be running, a one-shot
-job must have exited 0. It fails at once if a container exits with an error,
-and after WAIT_TIMEOUT seconds (default 180). Standard library only.
+job must have exited 0. Each service is printed as it gets there. It fails
+at once if a container exits with an error, and after WAIT_TIMEOUT seconds
+(default 180). Standard library only.
 """
 
 import json
@@ -51,6 +52,7 @@ def main() -> int:
     timeout = float(os.environ.get("WAIT_TIMEOUT", "180"))
     started = time.monotonic()
     services = run(*compose, "config", "--services").split()
+    ready: set[str] = set()
     while True:
         pending = []
         for service in services:
@@ -66,6 +68,9 @@ def main() -> int:
             if not states or any(verdict(state) == "wait" for state in states):
                 pending.append(service)
         elapsed = time.monotonic() - started
+        for service in sorted(set(services) - set(pending) - ready):
+            print(f"  {service:<12} ready after {elapsed:.0f}s", flush=True)
+            ready.add(service)
         if not pending:
             print(f"All {len(services)} services healthy after {elapsed:.0f}s.")
             return 0

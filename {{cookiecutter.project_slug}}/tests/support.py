@@ -96,6 +96,15 @@ class Stack:
         options = [item for name, value in (env or {}).items() for item in ("-e", f"{name}={value}")]
         return self.compose("exec", "-T", *options, service, *command, check=check)
 
+    def make(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """A Makefile target, as a user runs it, against this project."""
+        env = {**os.environ, "COMPOSE": " ".join(COMPOSE), "COMPOSE_PROJECT_NAME": self.project}
+        command = ["make", "--no-print-directory", *args]
+        done = subprocess.run(command, cwd=self.root, env=env, capture_output=True, text=True, check=False)
+        if check:
+            assert done.returncode == 0, f"make {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+        return done
+
     def container(self, service: str, number: int = 1) -> str:
         """The id of the service's container `number`: the one `exec` uses."""
         labels = [
@@ -155,6 +164,10 @@ class Stack:
     def psql(self, query: str) -> str:
         credentials = ["-U", self.env["POSTGRES_USER"], "-d", self.env["POSTGRES_DB"]]
         return self.exec("db", "psql", *credentials, "-v", "ON_ERROR_STOP=1", "-tAc", query).stdout.strip()
+
+    def empty_outbox(self) -> None:
+        """No orders, events, effects or event history: a test starts from zero."""
+        self.psql("TRUNCATE order_confirmations, outbox_event_history, outbox_events, orders")
 
     def emit(self, count: int) -> None:
         self.exec("worker", "python", "-m", PACKAGE, "emit", "--count", str(count))

@@ -70,6 +70,8 @@ def app_env(postgres_url, redis_url):
         "DATABASE_URL": postgres_url,
         "CELERY_BROKER_URL": f"{redis_url}/0",
         "CELERY_RESULT_BACKEND": f"{redis_url}/1",
+        # No metrics server in the test process; test_metrics.py reads the collectors.
+        "METRICS_PORT": "0",
     }
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
@@ -113,7 +115,7 @@ def engine(app_env):
 def new_session(engine):
     """A session factory on an emptied database."""
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE order_confirmations, outbox_events, orders"))
+        connection.execute(text("TRUNCATE order_confirmations, outbox_event_history, outbox_events, orders"))
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -108,7 +108,7 @@ def measure_idle(stack: Stack) -> dict:
 
 
 def clear_outbox(stack: Stack) -> None:
-    stack.psql("TRUNCATE order_confirmations, outbox_events, orders")
+    stack.empty_outbox()
 
 
 def measure_drain(stack: Stack) -> dict:

@@ -44,7 +44,7 @@ def fault_table():
 def recovered_stack(stack):
     """Every fault starts from a healthy stack and an empty outbox."""
     stack.wait_healthy()
-    stack.psql("TRUNCATE order_confirmations, outbox_events, orders")
+    stack.empty_outbox()
     return stack
 
 

@@ -12,3 +12,5 @@ os.environ["COMPOSE_PROJECT_NAME"] = os.environ.get("SMOKE_PROJECT_NAME", f"{PAC
 os.environ["FLOWER_PORT"] = str(free_port())
 # So the stopped-beat test waits 10 s for the verdict, not the default 30 s.
 os.environ["BEAT_HEARTBEAT_MAX_AGE"] = "10"
+# So the replay test's poison event is dead-lettered on its first failure.
+os.environ["OUTBOX_MAX_ATTEMPTS"] = "1"

@@ -7,6 +7,7 @@ restart beat and recreate the stack.
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,23 @@ def assert_beat_logs_clean(stack):
 def test_every_service_turns_healthy_including_beat(stack):
     for service in ["redis", "db", *APP_SERVICES]:
         assert stack.health(service) == "healthy", service
+
+
+def test_waiting_for_the_stack_names_each_service_as_it_is_ready(stack):
+    printed = stack.wait_healthy()
+    for service in ["redis", "db", "migrate", *APP_SERVICES]:
+        assert re.search(rf"^  {service} +ready after \d+s$", printed, re.MULTILINE), printed
+
+
+def test_a_large_emit_shows_its_progress(stack):
+    done = stack.exec("worker", "python", "-m", PACKAGE, "emit", "--count", "12000")
+    assert done.stderr.splitlines()[-3:] == [
+        "Emitting: 5000/12000 (42%)",
+        "Emitting: 10000/12000 (83%)",
+        "Emitting: 12000/12000 (100%)",
+    ], done.stderr
+    assert "Emitted 12000 order(s)" in done.stdout
+    stack.settle(emitted=int(stack.psql("SELECT count(*) FROM outbox_events")), timeout=120)
 
 
 def test_ac4_beat_starts_and_logs_each_registered_task(stack):
@@ -130,7 +148,7 @@ def test_an_emit_is_processed_at_once_by_its_nudge_without_beat(stack):
     """The emitter nudges the relay after its commit; beat's sweep is only the safety net."""
     stack.compose("stop", "beat")
     try:
-        stack.psql("TRUNCATE order_confirmations, outbox_events, orders")
+        stack.empty_outbox()
         stack.exec("worker", "python", "-m", PACKAGE, "emit", "--count", "25")
         wait_for(lambda: stack.outbox()["processed"] == 25, timeout=30, message="the nudged sweep")
     finally:

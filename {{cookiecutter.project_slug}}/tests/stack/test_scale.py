@@ -56,7 +56,7 @@ def test_flower_lists_all_the_workers_online(scaled):
 
 
 def test_a_backlog_is_drained_by_every_worker_exactly_once_per_event(scaled):
-    scaled.psql("TRUNCATE order_confirmations, outbox_events, orders")
+    scaled.empty_outbox()
     containers = worker_containers(scaled)
     before = {container: sweeps_that_processed(container) for container in containers}
     scaled.exec("worker", "python", "-m", "{{ cookiecutter.package_name }}", "emit", "--count", "60000")

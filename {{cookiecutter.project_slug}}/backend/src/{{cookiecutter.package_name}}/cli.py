@@ -1,4 +1,4 @@
-"""Command line: emit sample events, run a periodic task now, start the worker, check health."""
+"""Command line: emit sample events, run a periodic task now, replay dead letters, start the worker, check health."""
 
 import os
 import sys
@@ -14,12 +14,16 @@ def main() -> None:
     """Operate the {{ cookiecutter.project_name }} stack."""
 
 
+# A large emit commits in chunks this big, so that its progress can show.
+EMIT_CHUNK = 5000
+
+
 @main.command()
 @click.option("--count", default=1, show_default=True, type=click.IntRange(min=1), help="Orders to write.")
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
-    help="Orders per second, one transaction each, as an application writes them. Default: all in one.",
+    help=f"Orders per second, one transaction each, as an application writes them. Default: {EMIT_CHUNK} a commit.",
 )
 def emit(count: int, rate: float | None) -> None:
     """Write COUNT sample orders, each with its outbox event, then nudge the relay."""
@@ -27,14 +31,21 @@ def emit(count: int, rate: float | None) -> None:
     from .orders import create_orders
     from .relay import nudge
 
+    chunk = 1 if rate is not None else EMIT_CHUNK
+    sizes = [min(chunk, count - start) for start in range(0, count, chunk)]
     started = time.monotonic()
-    for done, size in enumerate([count] if rate is None else [1] * count, start=1):
+    written = 0
+    for size in sizes:
         with new_session() as session:
             create_orders(session, size)
             session.commit()
         nudge()
+        written += size
+        # Progress on stderr, a line per EMIT_CHUNK: it shows through `docker exec` without a terminal too.
+        if count > EMIT_CHUNK and (written % EMIT_CHUNK == 0 or written == count):
+            click.echo(f"Emitting: {written}/{count} ({written / count:.0%})", err=True)
         if rate is not None:
-            time.sleep(max(0.0, started + done / rate - time.monotonic()))
+            time.sleep(max(0.0, started + written / rate - time.monotonic()))
     click.echo(f"Emitted {count} order(s) with outbox events.")
 
 
@@ -50,6 +61,54 @@ def run(name: str, timeout: float) -> None:
         raise click.BadParameter(f"{name!r} is not a periodic task; choose from {', '.join(sorted(schedule))}")
     result = app.send_task(schedule[name]["task"])
     click.echo(f"{name}: {result.get(timeout=timeout)}")
+
+
+@main.command(name="dead-letters")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Show at most this many.")
+def list_dead_letters(limit: int) -> None:
+    """List dead-lettered events, the most recently failed first, with their last error."""
+    from . import dead_letters
+    from .db import new_session
+
+    with new_session() as session:
+        events = dead_letters.newest(session, limit)
+    for event in events:
+        failed_at = f"{event.failed_at:%Y-%m-%d %H:%M:%S}" if event.failed_at else "-"
+        click.echo(f"{event.id}  {event.event_type}  {event.attempts} attempts  failed {failed_at}  {event.last_error}")
+    click.echo(f"{len(events)} dead letter(s) shown.")
+
+
+@main.command()
+@click.argument("event_ids", nargs=-1, type=click.UUID)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+def replay(event_ids: tuple, replay_all: bool) -> None:
+    """Put dead letters EVENT_IDS (or --all) back to pending, attempts reset; their errors are kept."""
+    from . import dead_letters
+    from .db import new_session
+    from .relay import nudge
+
+    if bool(event_ids) == replay_all:
+        raise click.UsageError("give the event ids to replay, or --all")
+    with new_session() as session:
+        try:
+            replayed = dead_letters.replay(session, None if replay_all else list(event_ids))
+        except LookupError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+    if replayed:
+        nudge()
+    click.echo(f"Replayed {len(replayed)} dead letter(s).")
+
+
+@main.command(hidden=True)
+@click.argument("part", type=click.Choice(["beat", "stack"]))
+def report(part: str) -> None:
+    """JSON for `make status`: this beat's send record, or the outbox and workers."""
+    import json
+
+    from . import report as reports
+
+    click.echo(json.dumps(getattr(reports, part)()))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

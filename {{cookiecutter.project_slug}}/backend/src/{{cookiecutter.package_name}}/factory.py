@@ -1,9 +1,10 @@
 """The Celery app factory: the only place that builds a Celery app."""
 
 from celery import Celery
-from celery.signals import task_failure, task_retry
+from celery.signals import task_failure, task_retry, worker_ready
 from celery.utils.log import get_task_logger
 
+from . import metrics
 from . import settings as config
 from .liveness import LivenessRecord
 from .schedule import build_beat_schedule
@@ -99,6 +100,9 @@ def create_app(*, monitoring_only: bool = False) -> Celery:
     # The worker's health check reads what this keeps fresh (probes.py).
     app.steps["consumer"].add(LivenessRecord)
     return app
+
+
+worker_ready.connect(metrics.serve_outbox_metrics)
 
 
 @task_failure.connect

@@ -168,6 +168,7 @@ def record_failure(session: Session, event_id, error: str, *, max_attempts: int,
             last_error=error[:2000],
             locked_until=func.now() + OutboxEvent.attempts * timedelta(seconds=retry_delay),
             status=case((OutboxEvent.attempts >= max_attempts, FAILED), else_=PENDING),
+            failed_at=case((OutboxEvent.attempts >= max_attempts, func.now()), else_=None),
         )
         .returning(OutboxEvent.status)
     )
@@ -189,7 +190,12 @@ def take_back_expired_leases(session: Session, *, max_attempts: int) -> int:
     abandoned = session.execute(
         update(OutboxEvent)
         .where(lease_ran_out())
-        .values(status=FAILED, locked_until=None, last_error="lease expired: its worker died on every attempt")
+        .values(
+            status=FAILED,
+            failed_at=func.now(),
+            locked_until=None,
+            last_error="lease expired: its worker died on every attempt",
+        )
     )
     return abandoned.rowcount
 

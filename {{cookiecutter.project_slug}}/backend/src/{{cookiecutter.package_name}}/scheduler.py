@@ -14,7 +14,7 @@ from celery.beat import SchedulingError
 from celery.schedules import schedule as every
 from celery.utils.log import get_logger
 
-from . import probes
+from . import metrics, probes
 from .settings import get_settings
 
 logger = get_logger(__name__)
@@ -56,6 +56,7 @@ class SendRecordingMixin:
         shortest = shortest_interval(entry["schedule"] for entry in entries.values())
         self.send_failure_grace = settings.beat_send_failure_grace or min(2 * (shortest or 30), 60)
         self.max_tick_age = settings.beat_heartbeat_max_age
+        metrics.serve(metrics.BEAT_REGISTRY)
 
     @cached_property
     def producer(self):
@@ -77,9 +78,11 @@ class SendRecordingMixin:
             self._send_failed(entry, one_line(exc), started)
             return False
         self._outcomes[entry.name] = {"sent_at": time.time(), "ok": True, "error": None, "failing_since": None}
+        metrics.BEAT_SENDS.labels(entry.name).inc()
         return True
 
     def _send_failed(self, entry, error: str, started: float) -> None:
+        metrics.BEAT_SEND_FAILURES.labels(entry.name).inc()
         previous = self._outcomes.get(entry.name, {})
         self._outcomes[entry.name] = {
             "sent_at": time.time(),

@@ -84,6 +84,9 @@ class Settings(BrokerSettings):
     # cancelled and requeued; compose's stop_grace_period must be longer.
     worker_soft_shutdown_timeout: PositiveSeconds = 50
 
+    # Prometheus metrics of beat and the worker (metrics.py); 0 turns them off.
+    metrics_port: int = Field(9808, ge=0, le=65535)
+
     # file: a schedule file on beat's volume, one beat. redbeat: the schedule
     # in Redis, two beats, one standing by (redbeat_scheduler.py).
     beat_scheduler: Literal["file", "redbeat"] = "{{ cookiecutter.beat_scheduler }}"

@@ -8,7 +8,7 @@ import sqlalchemy.exc
 from celery import shared_task
 from celery.utils.log import get_task_logger
 
-from . import outbox, relay
+from . import metrics, outbox, relay
 from .db import new_session
 from .orders import HANDLERS
 from .settings import get_settings
@@ -48,6 +48,7 @@ def process_outbox_events() -> dict:
         # A backlog: let another worker process drain beside this one.
         on_backlog=relay.nudge,
     )
+    metrics.count_drain(result)
     if result.more_left:
         relay.nudge()
     return asdict(result)
