@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from wait_healthy import compose_command, container_states, run, verdict
 
@@ -68,7 +69,7 @@ def services_table(project: str, services: list[str], problems: list[str]) -> tu
         for state in states:
             word, why = health(state)
             ok = verdict(state) == "ok"
-            table.add_row(service, state["id"][:12], word if ok else f"[red]{word}[/]", why)
+            table.add_row(service, state["id"][:12], word if ok else f"[red]{word}[/]", escape(why))
             if not ok:
                 # A health check's output names its component already.
                 problems.append(why or f"{service}: {word}")
@@ -87,7 +88,8 @@ def beat_table(beats: list[str], problems: list[str]) -> Table:
         record = beat["record"] or {"entries": {}}
         who = f"{container[:12]} {record.get('scheduler', '?')} ({record.get('role', '?')})"
         for name, entry in sorted(record["entries"].items()):
-            sent = {True: "[green]ok[/]", False: f"[red]failed: {entry['error']}[/]", None: "-"}[entry["ok"]]
+            failed = f"[red]failed: {escape(entry['error'] or '')}[/]"
+            sent = {True: "[green]ok[/]", False: failed, None: "-"}[entry["ok"]]
             # Past the grace its health check fails, and Services says so;
             # before that, this is the early warning.
             if entry["ok"] is False and beat["problem"] is None:
@@ -110,9 +112,8 @@ def outbox_tables(stack: dict, problems: list[str]) -> list[Table]:
         problems.append(f"outbox: backlog growing: the oldest pending event waited {age:.0f}s (limit {limit:.0f}s)")
     letters = Table("event", "type", "attempts", "failed", "last error", title="Dead letters, newest 5")
     for event in dead:
-        letters.add_row(
-            event["id"], event["event_type"], str(event["attempts"]), ago(event["failed_at"]), event["error"]
-        )
+        error = escape(event["error"] or "")
+        letters.add_row(event["id"], event["event_type"], str(event["attempts"]), ago(event["failed_at"]), error)
     if new := [event for event in dead if event["new"]]:
         problems.append(f"outbox: {len(new)} new dead letter(s) in the last hour: make dead-letters, then make replay")
     workers = Table("worker", "active tasks", title="Workers")
