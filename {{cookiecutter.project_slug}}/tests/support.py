@@ -68,6 +68,12 @@ def container_logs(container: str) -> str:
     return done.stdout + done.stderr
 
 
+def fetch(container: str, url: str) -> str:
+    """GET `url` from inside `container`, as its neighbours on the network see it."""
+    script = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
+    return docker("exec", container, "python", "-c", script, url).stdout
+
+
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
     if check and done.returncode != 0:

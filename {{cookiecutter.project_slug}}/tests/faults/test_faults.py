@@ -8,6 +8,9 @@ import itertools
 {% endif -%}
 import json
 import os
+{%- if cookiecutter.beat_scheduler == 'file' %}
+import re
+{%- endif %}
 import time
 import uuid
 {%- if cookiecutter.beat_scheduler == 'file' %}
@@ -16,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 {%- endif %}
 
-from support import {% if cookiecutter.beat_scheduler == 'file' %}PACKAGE, SCHEDULE_FILE, {% endif %}docker, wait_for
+from support import {% if cookiecutter.beat_scheduler == 'file' %}PACKAGE, SCHEDULE_FILE, {% endif %}docker, {% if cookiecutter.beat_scheduler == 'file' %}fetch, {% endif %}wait_for
 
 INTERVAL = float(os.environ["OUTBOX_INTERVAL_SECONDS"])
 LEASE = float(os.environ["TASK_TIME_LIMIT"])
@@ -313,6 +316,9 @@ def test_beat_cut_off_from_redis_turns_unhealthy_and_skips_no_run(stack, fault_t
             message="the crontab entry to fall due while cut off",
         )
         assert not received(stack, "reconcile_data_consistency", after=minute), "sent while cut off?"
+        status = stack.make("status", check=False)
+        assert status.returncode != 0, status.stdout
+        assert "sends of process-outbox-events have failed" in status.stdout, status.stdout
     finally:
         docker("network", "connect", network, stack.container("beat"))
     reconnected_at, reconnected = datetime.now(UTC), time.monotonic()
@@ -326,6 +332,10 @@ def test_beat_cut_off_from_redis_turns_unhealthy_and_skips_no_run(stack, fault_t
     )
     minutes_since = int(datetime.now(UTC).timestamp() // 60) - int(reconnected_at.timestamp() // 60)
     assert 1 <= len(got) <= 1 + minutes_since, got
+    # Its metrics counted the failed sends, for the BeatNotSending alert's users.
+    metrics = fetch(stack.container("beat"), "http://127.0.0.1:9808/metrics")
+    failures = re.search(r'^celery_beat_send_failures_total\{entry="process-outbox-events"\} (\S+)$', metrics, re.M)
+    assert failures and float(failures.group(1)) >= 1, metrics
     stack.emit(50)
     stack.settle(emitted=50, timeout=SETTLE)
     fault_table.append(

@@ -7,7 +7,7 @@ import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import ROOT, docker, wait_for
+from support import ROOT, fetch, wait_for
 
 
 def insert_poison_event(stack) -> tuple[str, str]:
@@ -77,9 +77,6 @@ def test_replaying_an_unknown_event_says_so_and_changes_nothing(stack):
     assert f"not dead letters (no such event, or not failed): {unknown}" in refused.stderr
 
 
-SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
-
-
 def parse(text: str) -> dict:
     """Prometheus's text format as {(name, labels): value}."""
     return {
@@ -91,15 +88,14 @@ def parse(text: str) -> dict:
 
 def scrape_from_worker(stack, service: str) -> dict:
     """`service`'s metrics, fetched by name over the stack's network."""
-    return parse(stack.exec("worker", "python", "-c", SCRAPE, f"http://{service}:9808/metrics").stdout)
+    return parse(fetch(stack.container("worker"), f"http://{service}:9808/metrics"))
 
 
 def scrape_each_beat(stack) -> list[dict]:
     """Every beat's own metrics (with redbeat the standby's too): a name
     would reach only one of them."""
     beats = stack.compose("ps", "-q", "beat").stdout.split()
-    own = "http://127.0.0.1:9808/metrics"
-    return [parse(docker("exec", beat, "python", "-c", SCRAPE, own).stdout) for beat in beats]
+    return [parse(fetch(beat, "http://127.0.0.1:9808/metrics")) for beat in beats]
 
 
 def test_the_stack_serves_outbox_and_beat_metrics_for_prometheus(stack):
