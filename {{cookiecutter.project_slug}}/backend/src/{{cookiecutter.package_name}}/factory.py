@@ -4,7 +4,6 @@ from celery import Celery
 from celery.signals import task_failure, task_retry, worker_ready
 from celery.utils.log import get_task_logger
 
-from . import metrics
 from . import settings as config
 from .liveness import LivenessRecord
 from .schedule import build_beat_schedule
@@ -102,7 +101,12 @@ def create_app(*, monitoring_only: bool = False) -> Celery:
     return app
 
 
-worker_ready.connect(metrics.serve_outbox_metrics)
+@worker_ready.connect
+def serve_outbox_metrics(**_):
+    # Imported here: Flower builds its app with this factory and needs none of it.
+    from . import metrics
+
+    metrics.serve_outbox_metrics()
 
 
 @task_failure.connect

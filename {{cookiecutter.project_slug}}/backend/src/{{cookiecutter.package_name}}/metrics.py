@@ -88,8 +88,8 @@ class OutboxCollector:
             yield CounterMetricFamily(f"outbox_events_{name}", documentation, value=int(totals.get(name.encode(), 0)))
 
 
-def serve_outbox_metrics(**_) -> None:
-    """worker_ready: the worker's main process serves the outbox."""
+def serve_outbox_metrics() -> None:
+    """Once the worker is ready, its main process serves the outbox (factory.py)."""
     registry = CollectorRegistry()
     registry.register(OutboxCollector())
     serve(registry)
