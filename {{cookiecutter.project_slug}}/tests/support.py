@@ -3,6 +3,7 @@ project's containers, polling with a deadline, and the outbox as the database
 sees it. Layers choose their project name and settings in their conftest."""
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -167,9 +168,38 @@ class Stack:
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
+    def psql_command(self) -> list[str]:
+        return ["psql", "-U", self.env["POSTGRES_USER"], "-d", self.env["POSTGRES_DB"], "-v", "ON_ERROR_STOP=1"]
+
     def psql(self, query: str) -> str:
-        credentials = ["-U", self.env["POSTGRES_USER"], "-d", self.env["POSTGRES_DB"]]
-        return self.exec("db", "psql", *credentials, "-v", "ON_ERROR_STOP=1", "-tAc", query).stdout.strip()
+        return self.exec("db", *self.psql_command(), "-tAc", query).stdout.strip()
+
+    @contextlib.contextmanager
+    def locked(self, table: str):
+        """Hold an EXCLUSIVE lock on `table` until the block ends: reads go
+        on, writes wait. The lock lives in a psql session of its own, which
+        ends with the block (or with the database, if a test stops it)."""
+        session = subprocess.Popen(
+            [*COMPOSE, "exec", "-T", "db", *self.psql_command()],
+            cwd=self.root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            session.stdin.write(f"BEGIN; LOCK TABLE {table} IN EXCLUSIVE MODE;\n")
+            session.stdin.flush()
+            granted = (
+                f"SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass"  # noqa: S608
+                " AND mode = 'ExclusiveLock' AND granted"
+            )
+            wait_for(lambda: self.psql(granted) == "1", timeout=30, message=f"the lock on {table}")
+            yield
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                session.stdin.write("COMMIT;\n")
+                session.stdin.close()
+            session.wait(timeout=30)
 
     def empty_outbox(self) -> None:
         """No orders, events, effects or event history: a test starts from zero."""

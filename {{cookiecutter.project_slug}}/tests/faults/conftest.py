@@ -17,14 +17,12 @@ os.environ.update(
         "COMPOSE_PROJECT_NAME": os.environ.get("FAULTS_PROJECT_NAME", f"{PACKAGE}_faults"),
         "FLOWER_PORT": str(free_port()),
         "OUTBOX_INTERVAL_SECONDS": "2",
-        # Small batches and a large backlog (test_faults.BACKLOG), so a
-        # drain takes seconds and faults land mid-task.
         "OUTBOX_BATCH_SIZE": "50",
         "OUTBOX_MAX_ATTEMPTS": "3",
         # The lease is the task time limit: 12 s.
         "TASK_SOFT_TIME_LIMIT": "10",
         "TASK_TIME_LIMIT": "12",
-        # Shorter than a drain, so `docker stop` cancels and requeues it.
+        # Shorter than the held sweep waits, so `docker stop` cancels and requeues it.
         "WORKER_SOFT_SHUTDOWN_TIMEOUT": "1",
         # A crontab entry that falls due during a test.
         "RECONCILE_CRONTAB": "* * * * *",
@@ -42,7 +40,9 @@ def fault_table():
 
 @pytest.fixture(autouse=True)
 def recovered_stack(stack):
-    """Every fault starts from a healthy stack and an empty outbox."""
+    """Every fault starts from a healthy stack and an empty outbox, even
+    after a test that failed with a service stopped."""
+    stack.compose("up", "-d")
     stack.wait_healthy()
     stack.empty_outbox()
     return stack

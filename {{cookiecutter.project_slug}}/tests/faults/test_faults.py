@@ -3,6 +3,7 @@ the fault table: emit events, inject the fault, wait with a deadline, then
 assert the invariant from the database (`Stack.settle`): every event
 processed once, with exactly one effect, none left in processing."""
 
+import contextlib
 {% if cookiecutter.beat_scheduler == 'file' -%}
 import itertools
 {% endif -%}
@@ -34,13 +35,19 @@ REDIS_UNREACHABLE = "have failed for"
 {%- else %}
 REDIS_UNREACHABLE = "cannot reach the schedule in Redis"
 {%- endif %}
-# Seconds of draining, at this stack's small batches.
-BACKLOG = 20000
+# More than the worker's processes claim at once, so some wait their turn.
+BACKLOG = 2000
 
 
-def mid_drain(stack) -> int:
-    """Wait until a sweep holds events; return how many."""
-    return wait_for(lambda: stack.outbox()["processing"], timeout=3 * INTERVAL + 10, message="a sweep mid-drain")
+@contextlib.contextmanager
+def caught_mid_drain(stack):
+    """Emit BACKLOG events while the effects table is locked: each worker
+    process's sweep claims a batch, then waits to write its effects. The
+    fault lands while the block runs, with the sweeps mid-task, not on a
+    drain that happened to be slow enough. Yields how many events are held."""
+    with stack.locked("order_confirmations"):
+        stack.emit(BACKLOG)
+        yield wait_for(lambda: stack.outbox()["processing"], timeout=3 * INTERVAL + 10, message="a sweep mid-drain")
 
 
 def hold(seconds: float, since: float) -> None:
@@ -58,10 +65,9 @@ def beat_unhealthy_because(stack, reason: str, timeout: float, statuses=("unheal
 
 
 def test_worker_sigkill_mid_drain_loses_nothing(stack, fault_table):
-    stack.emit(BACKLOG)
-    held = mid_drain(stack)
-    injected = time.monotonic()
-    docker("kill", "-s", "KILL", stack.container("worker"))
+    with caught_mid_drain(stack) as held:
+        injected = time.monotonic()
+        docker("kill", "-s", "KILL", stack.container("worker"))
     stack.compose("start", "worker")
     took = stack.settle(emitted=BACKLOG, timeout=SETTLE, since=injected)
     fault_table.append(
@@ -75,10 +81,9 @@ def test_worker_sigkill_mid_drain_loses_nothing(stack, fault_table):
 
 
 def test_worker_docker_stop_mid_task_requeues_and_loses_nothing(stack, fault_table):
-    stack.emit(BACKLOG)
-    held = mid_drain(stack)
-    injected = time.monotonic()
-    stack.compose("stop", "worker")
+    with caught_mid_drain(stack) as held:
+        injected = time.monotonic()
+        stack.compose("stop", "worker")
     state = stack.inspect("worker")["State"]
     # It shut itself down (soft shutdown, then cancel and requeue) instead
     # of being killed when stop_grace_period ran out.
@@ -134,10 +139,9 @@ def test_a_postgres_restart_loses_nothing(stack, fault_table):
 
 
 def test_postgres_down_for_30s_loses_nothing(stack, fault_table):
-    stack.emit(BACKLOG)
-    mid_drain(stack)
-    stopped = time.monotonic()
-    stack.compose("stop", "db")
+    with caught_mid_drain(stack):
+        stopped = time.monotonic()
+        stack.compose("stop", "db")
     hold(OUTAGE, since=stopped)
     stack.compose("start", "db")
     wait_for_database(stack)
