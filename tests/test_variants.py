@@ -50,5 +50,7 @@ def test_answers_take_effect_where_they_should(bake, answers):
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
 def test_generated_lint_and_unit_tests_pass(bake, shared_venv, answers):
     project = bake(**answers)
-    run(["make", "lint", f"VENV={shared_venv}"], cwd=project)
+    linted = run(["make", "lint", f"VENV={shared_venv}"], cwd=project)
+    # The alert rules' unit tests ran (promtool is part of the setup) and passed.
+    assert "Unit Testing:  monitoring/alerts.test.yml\n  SUCCESS" in linted.stdout, linted.stdout
     run(["make", "test", f"VENV={shared_venv}"], cwd=project)
