@@ -2,6 +2,8 @@
 those (the Dockerfile installs with --no-compile): the rest was a third of the
 image and never ran. A module left out still works; a process compiles it in
 memory when it first imports it, so this list only ever costs start-up time.
+Without any of it the image was 19 MB smaller, but the idle stack used 30 MB
+more memory and the app took twice as long to import (README, Speed).
 """
 
 import importlib
