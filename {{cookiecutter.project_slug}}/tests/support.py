@@ -18,6 +18,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "{{ cookiecutter.package_name }}"
 # The Makefile exports the one it uses; otherwise v2 when present, else v1.
@@ -69,10 +71,21 @@ def container_logs(container: str) -> str:
     return done.stdout + done.stderr
 
 
-def fetch(container: str, url: str) -> str:
-    """GET `url` from inside `container`, as its neighbours on the network see it."""
+def scrape(container: str, url: str) -> dict:
+    """Prometheus metrics at `url`, fetched from inside `container` (as its
+    neighbours on the network see them), as {(name, sorted labels): value}."""
     script = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
-    return docker("exec", container, "python", "-c", script, url).stdout
+    text = docker("exec", container, "python", "-c", script, url).stdout
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def psql_command(env: dict[str, str]) -> list[str]:
+    """psql in the db container, as the app's database user."""
+    return ["psql", "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"], "-v", "ON_ERROR_STOP=1"]
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -168,11 +181,8 @@ class Stack:
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
-    def psql_command(self) -> list[str]:
-        return ["psql", "-U", self.env["POSTGRES_USER"], "-d", self.env["POSTGRES_DB"], "-v", "ON_ERROR_STOP=1"]
-
     def psql(self, query: str) -> str:
-        return self.exec("db", *self.psql_command(), "-tAc", query).stdout.strip()
+        return self.exec("db", *psql_command(self.env), "-tAc", query).stdout.strip()
 
     @contextlib.contextmanager
     def locked(self, table: str):
@@ -180,7 +190,7 @@ class Stack:
         on, writes wait. The lock lives in a psql session of its own, which
         ends with the block (or with the database, if a test stops it)."""
         session = subprocess.Popen(
-            [*COMPOSE, "exec", "-T", "db", *self.psql_command()],
+            [*COMPOSE, "exec", "-T", "db", *psql_command(self.env)],
             cwd=self.root,
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,

@@ -5,9 +5,7 @@ import json
 import re
 import uuid
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from support import ROOT, fetch, wait_for
+from support import ROOT, scrape, wait_for
 
 
 def insert_poison_event(stack) -> tuple[str, str]:
@@ -77,25 +75,16 @@ def test_replaying_an_unknown_event_says_so_and_changes_nothing(stack):
     assert f"not dead letters (no such event, or not failed): {unknown}" in refused.stderr
 
 
-def parse(text: str) -> dict:
-    """Prometheus's text format as {(name, labels): value}."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 def scrape_from_worker(stack, service: str) -> dict:
     """`service`'s metrics, fetched by name over the stack's network."""
-    return parse(fetch(stack.container("worker"), f"http://{service}:9808/metrics"))
+    return scrape(stack.container("worker"), f"http://{service}:9808/metrics")
 
 
 def scrape_each_beat(stack) -> list[dict]:
     """Every beat's own metrics (with redbeat the standby's too): a name
     would reach only one of them."""
     beats = stack.compose("ps", "-q", "beat").stdout.split()
-    return [parse(fetch(beat, "http://127.0.0.1:9808/metrics")) for beat in beats]
+    return [scrape(beat, "http://127.0.0.1:9808/metrics") for beat in beats]
 
 
 def test_the_stack_serves_outbox_and_beat_metrics_for_prometheus(stack):

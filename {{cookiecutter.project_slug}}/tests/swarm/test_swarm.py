@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from support import container_logs, docker, read_env_file, wait_for
+from support import container_logs, docker, psql_command, read_env_file, wait_for
 
 
 def test_the_stack_converges_with_replicated_workers_and_its_beat(deployed):
@@ -17,9 +17,8 @@ def test_the_stack_converges_with_replicated_workers_and_its_beat(deployed):
 
 def test_events_are_processed(deployed):
     deployed.exec("worker", "python", "-m", "{{ cookiecutter.package_name }}", "emit", "--count", "50")
-    env = read_env_file()
     query = "SELECT count(*) FROM outbox_events WHERE status = 'processed'"
-    psql = ["psql", "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"], "-tAc", query]
+    psql = [*psql_command(read_env_file()), "-tAc", query]
     wait_for(lambda: deployed.exec("db", *psql).strip() == "50", timeout=60, message="50 events processed")
 
 
