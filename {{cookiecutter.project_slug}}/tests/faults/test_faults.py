@@ -319,7 +319,9 @@ def test_beat_cut_off_from_redis_turns_unhealthy_and_skips_no_run(stack, fault_t
         assert not received(stack, "reconcile_data_consistency", after=minute), "sent while cut off?"
         status = stack.make("status", check=False)
         assert status.returncode != 0, status.stdout
-        assert "sends of process-outbox-events have failed" in status.stdout, status.stdout
+        # Either verdict is right here: a send that times out also stalls the
+        # tick, so beat may be "not ticking" before its sends count as failed.
+        assert "- beat: unhealthy: " in status.stdout, status.stdout
     finally:
         docker("network", "connect", network, stack.container("beat"))
     reconnected_at, reconnected = datetime.now(UTC), time.monotonic()
