@@ -47,6 +47,24 @@ def test_compose_accepts_the_compose_file(bake, answers, compose):
     assert sorted(services) == ["beat", "db", "flower", "migrate", "redis", "worker"]
 
 
+@pytest.mark.parametrize("compose", [COMPOSE_V2, COMPOSE_V1], ids=["compose-v2", "compose-v1"])
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_dev_mode_adds_only_the_code_mount_and_the_reloader(bake, answers, compose):
+    project = bake(**answers)
+    files = ["-f", "compose.yaml", "-f", "compose.dev.yaml"]
+    up, dev = (yaml.safe_load(run([*compose, *f, "config"], cwd=project).stdout)["services"] for f in ([], files))
+    # docker-compose 1.29 drops pull_policy when it merges two files.
+    ignored = {"pull_policy"} if compose == COMPOSE_V1 else set()
+    for name in ("worker", "beat"):
+        assert "/app/src" in str(dev[name].pop("volumes")) and "reloader" in str(dev[name].pop("entrypoint"))
+        up[name].pop("volumes", None)
+    assert dev["beat"]["read_only"] is True
+    for name, service in up.items():
+        assert {key: value for key, value in dev[name].items() if key not in ignored} == {
+            key: value for key, value in service.items() if key not in ignored
+        }, name
+
+
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
 def test_docker_stack_accepts_the_swarm_stack_file_and_it_holds_no_secret(bake, answers):
     """What `make deploy` hands to `docker stack deploy` (`swarm.py render`)."""

@@ -13,13 +13,16 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from summary import code_mode
 from wait_healthy import compose_command, container_states, run, verdict
 
 PACKAGE = "{{ cookiecutter.package_name }}"
+LOCK = Path(__file__).resolve().parents[1] / "backend" / "requirements.lock"
 
 
 def ago(timestamp: float | None) -> str:
@@ -124,6 +127,16 @@ def outbox_tables(stack: dict, problems: list[str]) -> list[Table]:
     return [counts, letters, workers]
 
 
+def image_problem(worker: str) -> str | None:
+    """A reload never installs dependencies: say when the image predates the lock."""
+    built_from = subprocess.run(
+        ["docker", "exec", worker, "cat", "/app/requirements.lock"], capture_output=True, text=True, check=False
+    )
+    if built_from.returncode == 0 and built_from.stdout != LOCK.read_text():
+        return "image: built from an older backend/requirements.lock; run make dev (or make up) to rebuild"
+    return None
+
+
 def main() -> int:
     project = os.environ.get("COMPOSE_PROJECT_NAME")
     if not project:
@@ -142,12 +155,16 @@ def main() -> int:
     if "worker" not in running:
         problems.append("outbox: no running worker to report from")
     else:
+        if problem := image_problem(running["worker"][0]):
+            problems.append(problem)
         try:
             tables += outbox_tables(report(running["worker"][0], "stack"), problems)
         except RuntimeError as error:
             problems.append(f"outbox: cannot report: {error}")
     for table in tables:
         console.print(table)
+    mode = code_mode(project)
+    console.print(f"Mode: {mode} ({'live code from backend/src' if mode == 'dev' else 'the code in the image'})")
     console.print(f"[dim]{project} at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC[/]")
     if problems:
         console.print("[bold red]Problems:[/]")

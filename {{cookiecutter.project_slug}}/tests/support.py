@@ -116,11 +116,14 @@ class Stack:
         options = [item for name, value in (env or {}).items() for item in ("-e", f"{name}={value}")]
         return self.compose("exec", "-T", *options, service, *command, check=check)
 
-    def make(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """A Makefile target, as a user runs it, against this project."""
-        env = {**os.environ, "COMPOSE": " ".join(COMPOSE), "COMPOSE_PROJECT_NAME": self.project}
+    def make(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002
+        """A Makefile target, as a user runs it, against this project; `input` is typed into it."""
+        # Not the outer make's variables (ARGS of `make smoke ARGS=...` would reach `up`).
+        outer = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "ARGS"}
+        env = {name: value for name, value in os.environ.items() if name not in outer}
+        env.update(COMPOSE=" ".join(COMPOSE), COMPOSE_PROJECT_NAME=self.project)
         command = ["make", "--no-print-directory", *args]
-        done = subprocess.run(command, cwd=self.root, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, cwd=self.root, env=env, capture_output=True, text=True, input=input, check=False)
         if check:
             assert done.returncode == 0, f"make {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
         return done

@@ -32,6 +32,14 @@ def test_status_shows_a_healthy_stack_and_exits_0(stack):
     assert "No problems." in shown
 
 
+def test_shell_psql_and_redis_cli_are_logged_in_with_no_password_typed(stack):
+    stack.emit(3)
+    typed = 'print("orders:", session.scalar(sa.select(sa.func.count()).select_from(models.Order)))\n'
+    assert "orders: " in stack.make("shell", input=typed).stdout
+    assert stack.make("psql", "ARGS=-tAc 'select current_user'").stdout.strip().endswith(stack.env["POSTGRES_USER"])
+    assert stack.make("redis-cli", "ARGS=ping").stdout.strip().endswith("PONG")
+
+
 def test_status_names_a_stopped_service_and_fails(stack):
     stack.compose("stop", "flower")
     try:

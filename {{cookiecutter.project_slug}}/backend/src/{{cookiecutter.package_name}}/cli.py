@@ -100,6 +100,23 @@ def replay(event_ids: tuple, replay_all: bool) -> None:
     click.echo(f"Replayed {len(replayed)} dead letter(s).")
 
 
+@main.command()
+def shell() -> None:
+    """A Python shell with the app, the models and a database session ready (`make shell`)."""
+    import code
+
+    import sqlalchemy
+
+    from . import models
+    from .celery_app import app
+    from .db import new_session
+
+    with new_session() as session:
+        ready = {"app": app, "session": session, "models": models, "sa": sqlalchemy}
+        banner = f"{{ cookiecutter.project_name }} shell: {', '.join(ready)} are ready; session is not committed for you."
+        code.interact(banner=banner, local=ready, exitmsg="")
+
+
 @main.command(hidden=True)
 @click.argument("part", type=click.Choice(["beat", "stack"]))
 def report(part: str) -> None:
