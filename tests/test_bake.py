@@ -49,7 +49,7 @@ def test_compose_accepts_the_compose_file(bake, answers, compose):
 
 @pytest.mark.parametrize("compose", [COMPOSE_V2, COMPOSE_V1], ids=["compose-v2", "compose-v1"])
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
-def test_dev_mode_adds_only_the_code_mount_and_the_reloader(bake, answers, compose):
+def test_dev_mode_adds_only_the_code_mount_the_reloader_and_a_faster_poll(bake, answers, compose):
     project = bake(**answers)
     files = ["-f", "compose.yaml", "-f", "compose.dev.yaml"]
     up, dev = (yaml.safe_load(run([*compose, *f, "config"], cwd=project).stdout)["services"] for f in ([], files))
@@ -57,6 +57,7 @@ def test_dev_mode_adds_only_the_code_mount_and_the_reloader(bake, answers, compo
     ignored = {"pull_policy"} if compose == COMPOSE_V1 else set()
     for name in ("worker", "beat"):
         assert "/app/src" in str(dev[name].pop("volumes")) and "reloader" in str(dev[name].pop("entrypoint"))
+        assert dev[name]["environment"].pop("BROKER_POLLING_INTERVAL") in ("1", 1)
         up[name].pop("volumes", None)
     assert dev["beat"]["read_only"] is True
     for name, service in up.items():

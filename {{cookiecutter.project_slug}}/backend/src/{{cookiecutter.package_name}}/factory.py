@@ -35,12 +35,12 @@ def create_app(*, monitoring_only: bool = False) -> Celery:
         # Retry the first broker connection too, so start order does not matter.
         broker_connection_retry_on_startup=True,
         # Socket timeouts: a dead Redis fails fast instead of hanging a process.
-        # An idle consumer re-polls every 10 s, not every second; a message
-        # still wakes it at once.
+        # An idle consumer re-polls every 10 s by default, not every second; a
+        # message still wakes it at once.
         broker_transport_options={
             "socket_timeout": 10,
             "socket_connect_timeout": 5,
-            "polling_interval": 10,
+            "polling_interval": settings.broker_polling_interval,
         },
         redis_socket_timeout=10,
         redis_socket_connect_timeout=5,

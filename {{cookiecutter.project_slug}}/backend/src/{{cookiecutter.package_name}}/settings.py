@@ -39,6 +39,9 @@ class BrokerSettings(BaseSettings):
     celery_broker_url: str = Field(pattern=r"^rediss?://")
     celery_result_backend: str = Field(pattern=r"^rediss?://")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    # Seconds an idle consumer waits on Redis before it polls again. A worker's
+    # stop also waits for that poll to end, so dev mode sets 1 (compose.dev.yaml).
+    broker_polling_interval: PositiveSeconds = 10
 
     @field_validator("celery_broker_url", "celery_result_backend")
     @classmethod
