@@ -116,7 +116,7 @@ class Stack:
         options = [item for name, value in (env or {}).items() for item in ("-e", f"{name}={value}")]
         return self.compose("exec", "-T", *options, service, *command, check=check)
 
-    def make(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002
+    def make(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
         """A Makefile target, as a user runs it, against this project; `input` is typed into it."""
         # Not the outer make's variables (ARGS of `make smoke ARGS=...` would reach `up`).
         outer = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "ARGS"}

@@ -181,6 +181,11 @@ def measure_rebuild(stack: Stack) -> dict:
     return {"code_only_rebuild_s": took, "builds": builds}
 
 
+def restarted(worker, since: int) -> bool:
+    """The worker's last restart since `since` (a Unix time) is done: it is ready."""
+    return b" ready." in worker.logs(since=since).rsplit(b"reloader: restarting", 1)[-1]
+
+
 def measure_reload(stack: Stack) -> dict:
     """Dev mode: from writing tasks.py on the host to the worker importing the
     new code (a line it prints). The file is restored afterwards."""
@@ -195,10 +200,10 @@ def measure_reload(stack: Stack) -> dict:
             since = int(time.time())
             started = time.monotonic()
             tasks.write_text(f"{original}\nprint({marker!r}, flush=True)\n")
-            wait_for(lambda m=marker: m.encode() in worker.logs(since=since), timeout=60, interval=0.02)
+            wait_for(lambda m=marker, t=since: m.encode() in worker.logs(since=t), timeout=60, interval=0.02)
             took.append(seconds_since(started))
             # The restart is done when the worker is ready again.
-            wait_for(lambda: b" ready." in worker.logs(since=since).rsplit(b"reloader: restarting", 1)[-1], timeout=60)
+            wait_for(lambda t=since: restarted(worker, t), timeout=60)
     finally:
         tasks.write_text(original)
     return {"saves": RELOADS, "reload_p50_s": statistics.median(took), "reload_max_s": max(took), "each_s": took}
@@ -233,7 +238,10 @@ def report(results: dict) -> None:
         ("idle memory", f"{results['idle']['idle_memory_mb']} MB"),
         ("image over its base", "{over_base_mb} MB ({image_mb} MB in all)".format(**results["image"])),
         ("code-only rebuild", "{code_only_rebuild_s} s ({builds} build)".format(**results["rebuild"])),
-        ("edit to running (make dev)", "p50 {reload_p50_s} s, max {reload_max_s} s ({saves} saves)".format(**results["reload"])),
+        (
+            "edit to running (make dev)",
+            "p50 {reload_p50_s} s, max {reload_max_s} s ({saves} saves)".format(**results["reload"]),
+        ),
     ]
     for figure, measured in rows:
         table.add_row(figure, measured, GOALS.get(figure, ""))
