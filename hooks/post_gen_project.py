@@ -20,3 +20,5 @@ Path(".cookiecutter.json").write_text(json.dumps(replay_file(), indent=2) + "\n"
 # Cookiecutter cannot skip a folder whose templated name renders empty.
 if CONTEXT["ci"] == "none":
     shutil.rmtree(".github")
+if CONTEXT["web"] == "none":
+    shutil.rmtree(Path("backend", "src", CONTEXT["package_name"], "api"))

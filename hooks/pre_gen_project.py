@@ -10,6 +10,7 @@ ANSWERS = json.loads(r"""{{ cookiecutter | jsonify }}""")
 PYTHON_VERSIONS = ("3.12", "3.13", "3.14")
 CI_CHOICES = ("github", "none")
 BEAT_SCHEDULERS = ("file", "redbeat")
+WEB_CHOICES = ("fastapi", "none")
 
 
 def whole_number(value: str, low: int, high: int | None = None) -> bool:
@@ -28,6 +29,7 @@ RULES = {
     "flower_port": (lambda v: whole_number(v, 1024, 65535), "a port from 1024 to 65535"),
     "ci": (lambda v: v in CI_CHOICES, f"one of {', '.join(CI_CHOICES)}"),
     "beat_scheduler": (lambda v: v in BEAT_SCHEDULERS, f"one of {', '.join(BEAT_SCHEDULERS)}"),
+    "web": (lambda v: v in WEB_CHOICES, f"one of {', '.join(WEB_CHOICES)}"),
 }
 
 for name, (valid, rule) in RULES.items():

@@ -11,9 +11,10 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 # The bake matrix: every choice at least once, every number off its default.
 VARIANTS = {
     "defaults": {},
-    "python312-no-ci": {
+    "python312-no-ci-no-web": {
         "python_version": "3.12",
         "ci": "none",
+        "web": "none",
         "outbox_interval_seconds": "30",
         "cleanup_hour_utc": "0",
         "outbox_retention_days": "14",

@@ -44,7 +44,8 @@ def test_compose_accepts_the_compose_file(bake, answers, compose):
     project = bake(**answers)
     run([*compose, "config", "-q"], cwd=project)
     services = run([*compose, "config", "--services"], cwd=project).stdout.split()
-    assert sorted(services) == ["beat", "db", "flower", "migrate", "redis", "worker"]
+    web = ["api"] if answers.get("web", "fastapi") == "fastapi" else []
+    assert sorted(services) == sorted(["beat", "db", "flower", "migrate", "redis", "worker", *web])
 
 
 @pytest.mark.parametrize("compose", [COMPOSE_V2, COMPOSE_V1], ids=["compose-v2", "compose-v1"])
@@ -97,8 +98,8 @@ def test_no_bake_holds_a_secret_and_make_env_makes_fresh_ones_once(bake):
     for project in (first, second):
         run(["make", "env"], cwd=project)
     env = first / ".env"
-    secrets = dict(re.findall(r"^(\w+_PASSWORD)=(.+)$", env.read_text(), re.MULTILINE))
-    assert sorted(secrets) == ["FLOWER_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD"]
+    secrets = dict(re.findall(r"^(\w+_(?:PASSWORD|TOKEN))=(.+)$", env.read_text(), re.MULTILINE))
+    assert sorted(secrets) == ["API_TOKEN", "FLOWER_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD"]
     assert all(len(secret) >= 24 and secret not in (second / ".env").read_text() for secret in secrets.values())
     assert env.stat().st_mode & 0o777 == 0o600
 

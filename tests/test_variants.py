@@ -14,13 +14,16 @@ DEFAULTS = {
     "flower_port": "5555",
     "ci": "github",
     "beat_scheduler": "file",
+    "web": "fastapi",
 }
 
 
 @pytest.fixture(scope="module")
 def shared_venv(tmp_path_factory):
-    """One virtualenv for every bake: their dev locks are identical."""
-    return tmp_path_factory.mktemp("variants") / "venv"
+    """One virtualenv per `web` answer: the bakes that share it have identical
+    dev locks, and a web=none bake must pass without FastAPI installed."""
+    root = tmp_path_factory.mktemp("variants")
+    return lambda answers: root / f"venv-{answers.get('web', 'fastapi')}"
 
 
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
@@ -45,12 +48,20 @@ def test_answers_take_effect_where_they_should(bake, answers):
     assert ("celery-beat-data:" in compose) == (not redbeat)
     assert (project / "tests" / "stack" / "test_failover.py").exists() == redbeat
     assert (project / "tests" / "faults" / "full-volume.yaml").exists() == (not redbeat)
+    web = chosen["web"] == "fastapi"
+    assert (project / "backend" / "src" / package / "api").exists() == web
+    assert ("\n  api:\n" in compose) == web
+    assert ("fastapi==" in (project / "backend" / "requirements.lock").read_text()) == web
 
 
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
 def test_generated_lint_and_unit_tests_pass(bake, shared_venv, answers):
     project = bake(**answers)
-    linted = run(["make", "lint", f"VENV={shared_venv}"], cwd=project)
+    venv = shared_venv(answers)
+    linted = run(["make", "lint", f"VENV={venv}"], cwd=project)
     # The alert rules' unit tests ran (promtool is part of the setup) and passed.
     assert "Unit Testing:  monitoring/alerts.test.yml\n  SUCCESS" in linted.stdout, linted.stdout
-    run(["make", "test", f"VENV={shared_venv}"], cwd=project)
+    tested = run(["make", "test", f"VENV={venv}"], cwd=project)
+    if answers.get("web") == "none":
+        assert not list(venv.glob("lib/python*/site-packages/fastapi")), "FastAPI is installed for a web=none bake"
+        assert "test_api.py" not in tested.stdout

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Create .env from .env.example, with a fresh random value for every
-`*_PASSWORD`. `make env` runs this, and so does the first `make up`.
+`*_PASSWORD` and `*_TOKEN`. `make env` runs this, and so does the first `make up`.
 
 It never overwrites an existing .env. Secrets are made once, on the machine
 that runs the stack, and are never part of what the template renders: an
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = re.compile(r"^([A-Z0-9_]*_PASSWORD)=", re.MULTILINE)
+SECRET = re.compile(r"^([A-Z0-9_]*_(?:PASSWORD|TOKEN))=", re.MULTILINE)
 
 
 def fresh_secret() -> str:

@@ -23,8 +23,10 @@ def main() -> int:
     project = os.environ["COMPOSE_PROJECT_NAME"]
     flower = subprocess.run([*compose_command(), "port", "flower", "5555"], capture_output=True, text=True, check=False)
     mode = code_mode(project)
+    api = subprocess.run([*compose_command(), "port", "api", "8000"], capture_output=True, text=True, check=False)
     lines = [
         ("Flower", f"http://{flower.stdout.strip() or '127.0.0.1:?'}  (FLOWER_USER and FLOWER_PASSWORD in .env)"),
+        *([("API", f"http://{api.stdout.strip()}/docs  (API_TOKEN in .env)")] if api.returncode == 0 else []),
         (
             "Mode",
             "dev: backend/src is live; the worker and beat restart when a .py file changes"

@@ -36,6 +36,9 @@ SECRETS = {
     "flower_basic_auth": ("flower", "FLOWER_BASIC_AUTH"),
     "postgres_password": ("db", "POSTGRES_PASSWORD"),
     "redis_password": ("redis", "REDISCLI_AUTH"),
+{%- if cookiecutter.web == 'fastapi' %}
+    "api_token": ("api", "API_TOKEN"),
+{%- endif %}
 }
 
 

@@ -4,6 +4,7 @@ sees it. Layers choose their project name and settings in their conftest."""
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import re
@@ -183,6 +184,21 @@ class Stack:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
+
+    @functools.cached_property
+    def api_port(self) -> str:
+        return self.compose("port", "api", "8000").stdout.strip().rsplit(":", 1)[-1]
+
+    def api(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        """A request to the API's published port: (status, parsed JSON body, headers)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=body, method=method)
+        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - a fixed local URL
+                return response.status, json.loads(response.read() or b"null"), response.headers
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null"), error.headers
 
     def psql(self, query: str) -> str:
         return self.exec("db", *psql_command(self.env), "-tAc", query).stdout.strip()

@@ -50,6 +50,7 @@ RELOADS = 10
 
 os.environ["COMPOSE_PROJECT_NAME"] = PROJECT
 os.environ["FLOWER_PORT"] = str(free_port())
+os.environ["API_PORT"] = str(free_port())
 
 
 def seconds_since(start: float) -> float:

@@ -7,9 +7,10 @@ import os
 from support import PACKAGE, free_port
 
 # Compose reads these for interpolation, ahead of .env: the project name also
-# names the beat volume and the app image. Flower gets a free host port.
+# names the beat volume and the app image. Flower and the API get free host ports.
 os.environ["COMPOSE_PROJECT_NAME"] = os.environ.get("SMOKE_PROJECT_NAME", f"{PACKAGE}_smoke")
 os.environ["FLOWER_PORT"] = str(free_port())
+os.environ["API_PORT"] = str(free_port())
 # So the stopped-beat test waits 10 s for the verdict, not the default 30 s.
 os.environ["BEAT_HEARTBEAT_MAX_AGE"] = "10"
 # So the replay test's poison event is dead-lettered on its first failure.

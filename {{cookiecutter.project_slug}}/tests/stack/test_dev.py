@@ -16,6 +16,8 @@ from support import PACKAGE, ROOT, {% if cookiecutter.beat_scheduler == 'file' %
 
 SOURCE = ROOT / "backend" / "src" / PACKAGE
 APP_UID = "10001"
+# The services that run the code from backend/src, and the line each logs once started.
+STARTED = {"worker": " ready.", "beat": "beat: Starting..."{% if cookiecutter.web == 'fastapi' %}, "api": "Application startup complete."{% endif %}}
 # Written on the host: the host's own bytecode and pytest's cache are not the stack's.
 HOST_WRITES = {".pytest_cache", "__pycache__", ".venv"}
 
@@ -49,7 +51,7 @@ def restarts(stack, service: str) -> int:
 def ready_after(stack, service: str, count: int) -> bool:
     """The reloader restarted `service` `count` times, and its last start is up."""
     written = logs(stack, service)
-    started = " ready." if service == "worker" else "beat: Starting..."
+    started = STARTED[service]
     last_start = written.rsplit("reloader: restarting: ", 1)[-1]
     return written.count("reloader: restarting: ") >= count and started in last_start
 
@@ -79,7 +81,7 @@ def dev(stack):
 
 def test_make_dev_runs_live_code_read_only_with_the_same_image_user_and_limits(stack, dev):
     assert "Mode:    dev: backend/src is live" in dev["output"], dev["output"]
-    for service in ["worker", "beat"]:
+    for service in STARTED:
         code = mounts(stack, service)["/app/src"]
         assert code["Type"] == "bind" and code["RW"] is False, code
         assert Path(code["Source"]) == ROOT / "backend" / "src"
@@ -101,7 +103,7 @@ def test_ac1_in_dev_mode_the_schedule_stays_on_its_volume_apart_from_the_code(st
 {%- endif %}
 
 
-@pytest.mark.parametrize("service", ["worker", "beat"])
+@pytest.mark.parametrize("service", list(STARTED))
 def test_ac5_in_dev_mode_processes_are_the_app_user_and_cannot_write_the_code(stack, dev, service):
     top = docker("top", stack.container(service), "-o", "uid,pid,args").stdout.splitlines()[1:]
     assert top and all(line.split()[0] == APP_UID for line in top), top
@@ -109,21 +111,21 @@ def test_ac5_in_dev_mode_processes_are_the_app_user_and_cannot_write_the_code(st
     assert refused.returncode != 0 and "Read-only file system" in refused.stderr, refused
 
 
-def test_an_edit_reaches_worker_and_beat_without_a_rebuild_in_one_restart(stack, dev):
+def test_an_edit_reaches_every_service_without_a_rebuild_in_one_restart(stack, dev):
     marker = f"dev-marker-{uuid.uuid4().hex[:8]}"
-    counts = {service: restarts(stack, service) for service in ["worker", "beat"]}
+    counts = {service: restarts(stack, service) for service in STARTED}
     # A burst of saves, as an editor or `git checkout` makes: one restart.
     edits = [Edit(SOURCE / "schedule.py"), Edit(SOURCE / "tasks.py"), Edit(SOURCE / "outbox.py")]
     try:
         for edit in edits:
             edit.append(f"print({marker!r}, flush=True)")
-        for service in ["worker", "beat"]:
+        for service in STARTED:
             wait_for(lambda s=service: marker in logs(stack, s), timeout=30, message=f"{service} to run the edit")
             wait_for(lambda s=service: ready_after(stack, s, counts[s] + 1), timeout=30, message=f"{service} up")
     finally:
         for edit in edits:
             edit.restore()
-    for service in ["worker", "beat"]:
+    for service in STARTED:
         # Settled: the restore restarts each once more, and nothing else does.
         wait_for(lambda s=service: ready_after(stack, s, counts[s] + 2), timeout=60, message=f"{service} restored")
         assert restarts(stack, service) == counts[service] + 2, logs(stack, service)
@@ -183,7 +185,7 @@ def test_make_up_after_dev_runs_the_image_code_with_the_data_kept(stack, dev):
     orders = stack.psql("SELECT count(*) FROM orders")
     done = stack.make("up")
     assert "Mode:    up" in done.stdout, done.stdout
-    for service in ["worker", "beat"]:
+    for service in STARTED:
         assert "/app/src" not in mounts(stack, service)
     assert stack.psql("SELECT count(*) FROM orders") == orders
     assert "Mode: up" in stack.make("status").stdout

@@ -1,15 +1,59 @@
 """The sample business side: orders, and the handler for their events."""
 
 import uuid
+from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import insert as insert_rows
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from .models import Order, OrderConfirmation, OutboxEvent
+from .models import FAILED, Order, OrderConfirmation, OutboxEvent
 from .outbox import record_events
 
 ORDER_CREATED = "order.created"
+
+
+class OrderState(NamedTuple):
+    id: uuid.UUID
+    reference: str
+    state: str  # pending, confirmed or dead-lettered
+    created_at: datetime
+    confirmed_at: datetime | None
+
+
+def create_order(session: Session, reference: str, idempotency_key: str | None = None) -> tuple[uuid.UUID, bool]:
+    """Write one order with its outbox event, in the caller's transaction:
+    (its id, True). An idempotency key already used writes nothing and gives
+    that order: (its id, False)."""
+    order_id = uuid.uuid4()
+    written = session.scalar(
+        insert(Order)
+        .values(id=order_id, reference=reference, idempotency_key=idempotency_key)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Order.id)
+    )
+    if written is None:
+        return session.scalar(select(Order.id).where(Order.idempotency_key == idempotency_key)), False
+    record_events(session, ORDER_CREATED, [{"order_id": str(order_id)}])
+    return order_id, True
+
+
+def find_order(session: Session, order_id: uuid.UUID) -> OrderState | None:
+    """The order and how far its event got, or None."""
+    order = session.get(Order, order_id)
+    if order is None:
+        return None
+    confirmed_at = session.scalar(select(OrderConfirmation.confirmed_at).where(OrderConfirmation.order_id == order_id))
+    if confirmed_at is not None:
+        state = "confirmed"
+    else:
+        event_status = session.scalar(
+            select(OutboxEvent.status).where(OutboxEvent.payload["order_id"].as_string() == str(order_id))
+        )
+        state = "dead-lettered" if event_status == FAILED else "pending"
+    return OrderState(order.id, order.reference, state, order.created_at, confirmed_at)
 
 
 def create_orders(session: Session, count: int) -> list[uuid.UUID]:

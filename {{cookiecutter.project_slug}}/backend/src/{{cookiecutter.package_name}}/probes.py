@@ -19,6 +19,9 @@ WORKER_RECORD = "/tmp/celery-worker-alive"
 # Five of the worker's refreshes.
 WORKER_MAX_AGE = 10.0
 FLOWER = ("127.0.0.1", 5555)
+{%- if cookiecutter.web == 'fastapi' %}
+API = ("127.0.0.1", 8000)
+{%- endif %}
 
 
 def write_record(path: str | os.PathLike, record: dict) -> None:
@@ -73,29 +76,38 @@ def worker_problem(record: dict | None, now: float) -> str | None:
     return None
 
 
-def flower_problem(address: tuple[str, int] = FLOWER) -> str | None:
-    """Flower answers `GET /healthcheck` with 200 and `OK`. A raw socket, as
-    importing urllib would cost the check five times its own time."""
+def http_problem(address: tuple[str, int], path: str, expected: bytes) -> str | None:
+    """A GET of `path` answers 200 with `expected`. A raw socket, as importing
+    urllib would cost the check five times its own time."""
     import socket  # only here: the other checks need not pay for it
 
-    url = f"http://{address[0]}:{address[1]}/healthcheck"
+    url = f"http://{address[0]}:{address[1]}{path}"
     try:
         with socket.create_connection(address, timeout=3) as connection:
-            connection.sendall(b"GET /healthcheck HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            connection.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
             response = b"".join(iter(lambda: connection.recv(4096), b""))
     except OSError as exc:
         return f"{url} failed: {exc}"
     head, _, body = response.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0]
-    if status_line.split()[1:2] == [b"200"] and body == b"OK":
+    if status_line.split()[1:2] == [b"200"] and body == expected:
         return None
     return f"{url} answered {status_line!r} {body[:40]!r}"
+
+
+def flower_problem(address: tuple[str, int] = FLOWER) -> str | None:
+    return http_problem(address, "/healthcheck", b"OK")
 
 
 CHECKS = {
     "beat": lambda: beat_problem(read_record(BEAT_RECORD), time.time()),
     "worker": lambda: worker_problem(read_record(WORKER_RECORD), time.time()),
     "flower": flower_problem,
+{%- if cookiecutter.web == 'fastapi' %}
+    # Liveness only: the API answers. /readyz would fail it for an outage of
+    # PostgreSQL or Redis, and a restart cures neither.
+    "api": lambda: http_problem(API, "/healthz", b'{"status":"ok"}'),
+{%- endif %}
 }
 
 

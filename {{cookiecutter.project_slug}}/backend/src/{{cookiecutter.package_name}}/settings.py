@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
-SECRET_BEARING = ("url", "backend", "auth", "password")
+SECRET_BEARING = ("url", "backend", "auth", "password", "token")
 SECRETS_DIR = "/run/secrets"
 
 
@@ -86,6 +86,9 @@ class Settings(BrokerSettings):
     # On `docker stop`, running tasks get this long to finish before they are
     # cancelled and requeued; compose's stop_grace_period must be longer.
     worker_soft_shutdown_timeout: PositiveSeconds = 50
+
+    # The API's bearer token for POST /tasks/{key}/run; unset refuses every call.
+    api_token: str | None = None
 
     # Prometheus metrics of beat and the worker (metrics.py); 0 turns them off.
     metrics_port: int = Field(9808, ge=0, le=65535)
