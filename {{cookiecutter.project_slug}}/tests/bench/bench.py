@@ -5,16 +5,19 @@ writes bench.json and bench.png (the latency distribution).
 Measures, in this order: the image, `up` to all healthy (images built), idle
 CPU and memory over 60 s, the drain rate of a 100k backlog, end-to-end latency
 (emit commit to processed) at a steady 200 events/s, beat's dispatch jitter,
-a code-only rebuild, and in dev mode the time from saving a task's source to
-the new code running (10 saves). BENCH_BACKLOG, BENCH_RATE, BENCH_LOAD_SECONDS and
-BENCH_IDLE_SECONDS shorten it.
+a code-only rebuild, {% if cookiecutter.web == 'fastapi' %}the API under wrk (orders/s at
+saturation, HTTP latency at 200/s, 201 to confirmed), {% endif %}and in dev mode
+the time from saving a task's source to the new code running (10 saves).
+BENCH_BACKLOG, BENCH_RATE, BENCH_LOAD_SECONDS and BENCH_IDLE_SECONDS shorten it.
 """
 
 import itertools
 import json
 import os
+import re
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +50,20 @@ GOALS = {
     "edit to running (make dev)": "p50 <= 2 s",
 }
 RELOADS = 10
+{%- if cookiecutter.web == 'fastapi' %}
+GOALS.update(
+    {
+        "API orders/s": ">= 1,500",
+        "API HTTP latency at 200/s": "p99 <= 25 ms",
+        "API 201 to confirmed": "p99 <= 100 ms",
+        "API image growth": "<= 15 MB",
+    }
+)
+POST_ORDER = Path(__file__).with_name("post_order.lua")
+# What the API adds to the image: these packages, and nothing else needs them.
+API_PACKAGES = "fastapi starlette uvicorn uvloop httptools h11 annotated_doc opentelemetry"
+WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+{%- endif %}
 
 os.environ["COMPOSE_PROJECT_NAME"] = PROJECT
 os.environ["FLOWER_PORT"] = str(free_port())
@@ -210,6 +227,64 @@ def measure_reload(stack: Stack) -> dict:
     return {"saves": RELOADS, "reload_p50_s": statistics.median(took), "reload_max_s": max(took), "each_s": took}
 
 
+{%- if cookiecutter.web == 'fastapi' %}
+
+
+def wrk(url: str, seconds: int, connections: int, delay_ms: float) -> dict:
+    """wrk's requests/s and latency percentiles (ms) for POST /orders."""
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(POST_ORDER), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "WRK_DELAY_MS": f"{delay_ms:.1f}"},
+    )
+    percentiles = {
+        int(share): round(float(value) * WRK_UNITS[unit], 2)
+        for share, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)$", done.stdout, re.MULTILINE)
+    }
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
+    return {
+        "requests_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))),
+        "p50_ms": percentiles[50],
+        "p99_ms": percentiles[99],
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def measure_api(stack: Stack) -> dict:
+    """POST /orders with wrk: at saturation, then paced at RATE; each 201 to
+    its confirmation from the database; what FastAPI adds to the image."""
+    if not shutil.which("wrk"):
+        raise SystemExit("make bench measures the API with wrk: apt-get install wrk")
+    url = f"http://127.0.0.1:{stack.api_port}/orders"
+    clear_outbox(stack)
+    saturated = wrk(url, 15, 32, 0)
+    clear_outbox(stack)
+    connections = 10
+    paced = wrk(url, round(LOAD_SECONDS), connections, 1000 * connections / RATE)
+    total = int(stack.psql("SELECT count(*) FROM orders"))
+    wait_for(lambda: stack.outbox()["processed"] == total, timeout=120, interval=1)
+    rows = stack.psql(
+        "SELECT extract(epoch FROM c.confirmed_at - o.created_at) FROM orders o "
+        "JOIN order_confirmations c ON c.order_id = o.id"
+    ).split()
+    confirmed = sorted(float(row) * 1000 for row in rows)
+    packages = " ".join(f"{name}*" for name in API_PACKAGES.split())
+    sizes = stack.exec("api", "sh", "-c", f"cd /opt/venv/lib/python*/site-packages && du -sck {packages}").stdout
+    return {
+        "saturation_orders_per_s": saturated["requests_per_s"],
+        "saturation_non_2xx": saturated["non_2xx"],
+        "paced_requests_per_s": paced["requests_per_s"],
+        "http_p50_ms": paced["p50_ms"],
+        "http_p99_ms": paced["p99_ms"],
+        "confirmed_p50_ms": round(percentile(confirmed, 0.50), 1),
+        "confirmed_p99_ms": round(percentile(confirmed, 0.99), 1),
+        "image_growth_mb": round(int(sizes.split()[-2]) / 1024, 1),
+    }
+{%- endif %}
+
+
 def chart(latencies: list[float], figures: dict, path: Path) -> None:
     figure, axes = pyplot.subplots(figsize=(8, 4.5))
     axes.hist(latencies, bins=60, color="#4c72b0")
@@ -244,6 +319,15 @@ def report(results: dict) -> None:
             "p50 {reload_p50_s} s, max {reload_max_s} s ({saves} saves)".format(**results["reload"]),
         ),
     ]
+{%- if cookiecutter.web == 'fastapi' %}
+    api = results["api"]
+    rows += [
+        ("API orders/s", f"{api['saturation_orders_per_s']:,} orders/s (32 connections)"),
+        ("API HTTP latency at 200/s", f"p50 {api['http_p50_ms']} ms, p99 {api['http_p99_ms']} ms"),
+        ("API 201 to confirmed", f"p50 {api['confirmed_p50_ms']} ms, p99 {api['confirmed_p99_ms']} ms"),
+        ("API image growth", f"{api['image_growth_mb']} MB"),
+    ]
+{%- endif %}
     for figure, measured in rows:
         table.add_row(figure, measured, GOALS.get(figure, ""))
     Console().print(table)
@@ -262,6 +346,9 @@ def main() -> int:
         results["latency"], latencies = measure_latency(stack)
         results["jitter"] = measure_jitter(stack)
         results["rebuild"] = measure_rebuild(stack)
+{%- if cookiecutter.web == 'fastapi' %}
+        results["api"] = measure_api(stack)
+{%- endif %}
         results["reload"] = measure_reload(stack)
     except BaseException:
         print(stack.compose("logs", "--no-color", "--timestamps", check=False).stdout)
