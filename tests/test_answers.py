@@ -38,6 +38,13 @@ def test_a_choice_outside_its_list_is_refused_by_cookiecutter_and_leaves_no_fold
     done = cookiecutter(tmp_path, "--no-input", str(TEMPLATE), "ci=gitlab")
     assert done.returncode == 1
     assert "gitlab provided for choice variable ci, but the choices are ['github', 'none']" in done.stderr
+
+
+def test_a_web_answer_outside_its_list_is_refused_and_leaves_no_folder(tmp_path):
+    done = cookiecutter(tmp_path, "--no-input", str(TEMPLATE), "web=django")
+    assert done.returncode == 1
+    assert "django provided for choice variable web, but the choices are ['fastapi', 'none']" in done.stderr
+    assert list(tmp_path.iterdir()) == []
     assert list(tmp_path.iterdir()) == []
 
 

@@ -43,7 +43,7 @@ class SwarmStack:
         services = self.services().values()
         containers = self.containers()
         return (
-            len(services) == 6
+            len(services) == {% if cookiecutter.web == 'fastapi' %}7{% else %}6{% endif %}
             and all(at_replicas(service) for service in services)
             and bool(containers)
             and all(self.health(container) == "healthy" for container in containers)

@@ -13,6 +13,9 @@ def test_the_stack_converges_with_replicated_workers_and_its_beat(deployed):
     services = deployed.services()
     assert services["worker"]["Replicas"] == "2/2"
     assert services["beat"]["Replicas"] == "{% if cookiecutter.beat_scheduler == 'redbeat' %}2/2{% else %}1/1{% endif %}"
+{%- if cookiecutter.web == 'fastapi' %}
+    assert services["api"]["Replicas"] == "2/2"
+{%- endif %}
 
 
 def test_events_are_processed(deployed):
@@ -22,6 +25,25 @@ def test_events_are_processed(deployed):
     wait_for(lambda: deployed.exec("db", *psql).strip() == "50", timeout=60, message="50 events processed")
 
 
+{%- if cookiecutter.web == 'fastapi' %}
+POST_ORDER = """
+import json, sys, urllib.request
+request = urllib.request.Request(
+    "http://api:8000/orders", json.dumps({"reference": "swarm"}).encode(), {"Content-Type": "application/json"}
+)
+print(json.load(urllib.request.urlopen(request, timeout=10))["id"])
+"""
+
+
+def test_the_api_takes_orders_on_the_overlay_and_they_are_confirmed(deployed):
+    # Each POST goes to one of the two replicas, by DNS round robin.
+    ids = [deployed.exec("worker", "python", "-c", POST_ORDER).strip() for _ in range(4)]
+    psql = [*psql_command(read_env_file()), "-tAc", "SELECT count(*) FROM order_confirmations WHERE order_id IN ("]
+    psql[-1] += ", ".join(f"'{order_id}'" for order_id in ids) + ")"
+    wait_for(lambda: deployed.exec("db", *psql).strip() == "4", timeout=60, message="the API's orders confirmed")
+
+
+{% endif -%}
 def test_workers_are_named_after_their_slot(deployed):
     names = {re.search(r"(celery@\S+) v", container_logs(c)).group(1) for c in deployed.containers("worker")}
     assert names == {f"celery@{deployed.name}_worker-1", f"celery@{deployed.name}_worker-2"}
@@ -33,7 +55,7 @@ def test_no_secret_is_in_any_containers_or_services_environment(deployed):
     services = docker("service", "ls", "-q", "--filter", namespace).stdout.split()
     inspected += docker("service", "inspect", *services).stdout
     env = read_env_file()
-    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_PASSWORD"):
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_PASSWORD"{% if cookiecutter.web == 'fastapi' %}, "API_TOKEN"{% endif %}):
         assert env[name] not in inspected, f"{name} is visible in docker inspect"
     worker_env = json.loads(docker("inspect", deployed.containers("worker")[0]).stdout)[0]["Config"]["Env"]
     assert "CELERY_BROKER_URL=" in worker_env
