@@ -23,21 +23,22 @@ class OrderState(NamedTuple):
     confirmed_at: datetime | None
 
 
-def create_order(session: Session, reference: str, idempotency_key: str | None = None) -> tuple[uuid.UUID, bool]:
+def create_order(session: Session, reference: str, idempotency_key: str | None = None) -> tuple[OrderState, bool]:
     """Write one order with its outbox event, in the caller's transaction:
-    (its id, True). An idempotency key already used writes nothing and gives
-    that order: (its id, False)."""
+    (the new order, True). An idempotency key already used writes nothing
+    and gives that order as it stands: (it, False)."""
     order_id = uuid.uuid4()
-    written = session.scalar(
+    created_at = session.scalar(
         insert(Order)
         .values(id=order_id, reference=reference, idempotency_key=idempotency_key)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Order.id)
+        .returning(Order.created_at)
     )
-    if written is None:
-        return session.scalar(select(Order.id).where(Order.idempotency_key == idempotency_key)), False
+    if created_at is None:
+        existing = session.scalar(select(Order.id).where(Order.idempotency_key == idempotency_key))
+        return find_order(session, existing), False
     record_events(session, ORDER_CREATED, [{"order_id": str(order_id)}])
-    return order_id, True
+    return OrderState(order_id, reference, "pending", created_at, None), True
 
 
 def find_order(session: Session, order_id: uuid.UUID) -> OrderState | None:

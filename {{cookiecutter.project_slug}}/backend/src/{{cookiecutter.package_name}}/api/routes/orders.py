@@ -41,14 +41,14 @@ def create_order(
     """Write the order and its outbox event in one transaction, then nudge the
     relay. A retry with the same Idempotency-Key returns the same order and
     writes nothing."""
-    order_id, created = orders.create_order(db, order.reference, idempotency_key)
+    written, created = orders.create_order(db, order.reference, idempotency_key)
     db.commit()
     if created:
         # After the answer: a broker outage never fails or slows an accepted
         # order, and beat's next sweep confirms it anyway.
         background.add_task(nudge)
-    response.headers["Location"] = f"/orders/{order_id}"
-    return OrderOut.model_validate(orders.find_order(db, order_id)._asdict())
+    response.headers["Location"] = f"/orders/{written.id}"
+    return OrderOut.model_validate(written._asdict())
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
