@@ -14,10 +14,14 @@ BENCH_BACKLOG, BENCH_RATE, BENCH_LOAD_SECONDS and BENCH_IDLE_SECONDS shorten it.
 import itertools
 import json
 import os
+{%- if cookiecutter.web == 'fastapi' %}
 import re
+{%- endif %}
 import shutil
 import statistics
+{%- if cookiecutter.web == 'fastapi' %}
 import subprocess
+{%- endif %}
 import tempfile
 import time
 from pathlib import Path

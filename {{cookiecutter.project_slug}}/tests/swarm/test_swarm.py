@@ -25,8 +25,7 @@ def test_events_are_processed(deployed):
     wait_for(lambda: deployed.exec("db", *psql).strip() == "50", timeout=60, message="50 events processed")
 
 
-{%- if cookiecutter.web == 'fastapi' %}
-POST_ORDER = """
+{% if cookiecutter.web == 'fastapi' %}POST_ORDER = """
 import json, sys, urllib.request
 request = urllib.request.Request(
     "http://api:8000/orders", json.dumps({"reference": "swarm"}).encode(), {"Content-Type": "application/json"}
