@@ -56,7 +56,8 @@ def test_dev_mode_adds_only_the_code_mount_the_reloader_and_a_faster_poll(bake, 
     up, dev = (yaml.safe_load(run([*compose, *f, "config"], cwd=project).stdout)["services"] for f in ([], files))
     # docker-compose 1.29 drops pull_policy when it merges two files.
     ignored = {"pull_policy"} if compose == COMPOSE_V1 else set()
-    for name in ("worker", "beat"):
+    # The services that run the code: they get the mount, the reloader and the poll.
+    for name in [name for name in ("worker", "beat", "api") if name in dev]:
         assert "/app/src" in str(dev[name].pop("volumes")) and "reloader" in str(dev[name].pop("entrypoint"))
         assert dev[name]["environment"].pop("BROKER_POLLING_INTERVAL") in ("1", 1)
         up[name].pop("volumes", None)

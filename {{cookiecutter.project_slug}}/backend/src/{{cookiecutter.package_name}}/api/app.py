@@ -20,10 +20,7 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
-app = FastAPI(
-    title="{{ cookiecutter.project_name }} API",
-    description={{ cookiecutter.description | tojson }},
-)
+app = FastAPI(title="{{ cookiecutter.project_name }} API")
 app.include_router(orders.router)
 app.include_router(tasks.router)
 app.include_router(health.router)
