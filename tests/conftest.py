@@ -51,6 +51,13 @@ def run(command: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.fixture(scope="session")
+def kube_venv(tmp_path_factory) -> Path:
+    """The generated projects' Kubernetes lint tools (KUBE_VENV): one venv for
+    every bake, whose locks of them are the same."""
+    return tmp_path_factory.mktemp("kubernetes") / "venv"
+
+
 @pytest.fixture
 def bake(cookies):
     """Bake with some answers changed; fail clearly if generation fails."""

@@ -2,7 +2,8 @@
 images `make test` chose. The defaults: their own unit and integration
 tests, container acceptance tests (scaled workers included) under Compose v2
 and v1, the fault suite under v2, and a deployment to a single-node Swarm. A
-redbeat bake: its acceptance tests, beat failover included."""
+redbeat bake: its acceptance tests, beat failover included, and whole nodes
+lost on a three-node Swarm of Docker engines in containers."""
 
 import os
 import re
@@ -55,9 +56,10 @@ def redbeat_project(cookies_session):
 
 
 def run_layer(project, target: str, compose: list[str], name: str) -> subprocess.CompletedProcess:
-    """`make smoke` or `make faults` under one Compose version and its own project name."""
+    """A container test layer (`make smoke`, `faults`, ...) under one Compose version and its own project name."""
     version = require(compose)
-    env = {**os.environ, "SMOKE_PROJECT_NAME": name, "FAULTS_PROJECT_NAME": name, "SWARM_STACK": name}
+    names = ("SMOKE_PROJECT_NAME", "FAULTS_PROJECT_NAME", "SWARM_STACK", "CLUSTER_STACK")
+    env = {**os.environ, **dict.fromkeys(names, name)}
     try:
         done = run(["make", target, "ARGS=-v", f"COMPOSE={' '.join(compose)}"], cwd=project, env=env)
     finally:
@@ -98,3 +100,17 @@ def test_generated_redbeat_stack_fails_over_and_passes_its_acceptance_tests(redb
     done = run_layer(redbeat_project, "smoke", COMPOSE_V2, f"{PROJECT_PREFIX}_redbeat")
     assert "test_failover.py::test_sigkill_of_the_active_beat" in done.stdout
     assert "failover after SIGKILL of the active beat" in done.stdout
+
+
+def test_generated_redbeat_stack_loses_nothing_when_swarm_nodes_die(redbeat_project):
+    name = f"{PROJECT_PREFIX}_cluster"
+    done = run_layer(redbeat_project, "cluster-test", COMPOSE_V2, name)
+    assert pytest_outcomes(done.stdout)["passed"] == 4
+    assert "cluster recoveries" in done.stdout
+    # Nothing of the cluster is left, and this engine never joined its swarm.
+    member = f"label={name}-cluster.member"
+    for listing in (["ps", "-aq"], ["volume", "ls", "-q"], ["network", "ls", "-q"]):
+        left = subprocess.run(["docker", *listing, "--filter", member], capture_output=True, text=True, check=True)
+        assert not left.stdout.strip(), f"the cluster left {listing[0]}s behind: {left.stdout}"
+    swarm = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True)
+    assert swarm.stdout.strip() == "inactive"

@@ -55,12 +55,14 @@ def test_answers_take_effect_where_they_should(bake, answers):
 
 
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
-def test_generated_lint_and_unit_tests_pass(bake, shared_venv, answers):
+def test_generated_lint_and_unit_tests_pass(bake, shared_venv, kube_venv, answers):
     project = bake(**answers)
     venv = shared_venv(answers)
-    linted = run(["make", "lint", f"VENV={venv}"], cwd=project)
+    linted = run(["make", "lint", f"VENV={venv}", f"KUBE_VENV={kube_venv}"], cwd=project)
     # The alert rules' unit tests ran (promtool is part of the setup) and passed.
     assert "Unit Testing:  monitoring/alerts.test.yml\n  SUCCESS" in linted.stdout, linted.stdout
+    # checkov scanned both Kubernetes overlays and found nothing unjustified.
+    assert re.findall(r"Passed checks: \d+, Failed checks: (\d+)", linted.stdout) == ["0", "0"], linted.stdout
     tested = run(["make", "test", f"VENV={venv}"], cwd=project)
     if answers.get("web") == "none":
         assert not list(venv.glob("lib/python*/site-packages/fastapi")), "FastAPI is installed for a web=none bake"

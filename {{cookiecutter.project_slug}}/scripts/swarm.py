@@ -7,8 +7,13 @@ deploy:
    (REGISTRY=registry.example.com/team: every node must be able to pull it).
 2. Writes the secrets into .secrets/<stack>/ (git-ignored, private), taking
    the values Compose resolves from .env, so the URLs are made in one place.
-3. Renders compose.yaml and compose.swarm.yaml into one stack file with
-   `docker compose config` (Compose v2) and runs `docker stack deploy`.
+3. Renders compose.yaml and compose.swarm.yaml (and EXTRA_COMPOSE_FILE, if
+   set: placement, say) into one stack file with `docker compose config`
+   (Compose v2) and runs `docker stack deploy`.
+
+The image is built and pushed on this machine's engine; the stack goes to
+SWARM_HOST (a manager's Docker host, e.g. ssh://admin@manager1), or to this
+engine when it is unset.
 
 render: prints the stack file deploy would use, to review it.
 
@@ -72,10 +77,11 @@ def write_secrets(secrets_dir: Path, env: dict) -> None:
 
 
 def render(stack: str, env: dict) -> str:
-    """The stack file: both compose files, as Compose v2 resolves them, less
+    """The stack file: the compose files, as Compose v2 resolves them, less
     what `docker stack` rejects (the top-level `name:`) and the `x-` blocks,
     which hold the resolved values of the secrets."""
-    rendered = run([*COMPOSE, "-f", "compose.yaml", "-f", "compose.swarm.yaml", "config"], env, capture=True)
+    files = ["compose.yaml", "compose.swarm.yaml", *filter(None, [os.environ.get("EXTRA_COMPOSE_FILE")])]
+    rendered = run([*COMPOSE, *(option for file in files for option in ("-f", file)), "config"], env, capture=True)
     kept, in_extension = [], False
     for line in rendered.splitlines(True):
         if not line[:1].isspace():
@@ -94,6 +100,12 @@ def stack_env(stack: str, image: str) -> dict:
     }
 
 
+def manager_env() -> dict:
+    """The environment of the commands that talk to the swarm."""
+    swarm_host = os.environ.get("SWARM_HOST")
+    return {**os.environ, "DOCKER_HOST": swarm_host} if swarm_host else dict(os.environ)
+
+
 def deploy(stack: str) -> None:
     env = stack_env(stack, image="")
     env["APP_IMAGE"] = build_image(stack, env)
@@ -101,7 +113,8 @@ def deploy(stack: str) -> None:
     write_secrets(secrets_dir, env)
     stack_file = secrets_dir / "stack.yaml"
     stack_file.write_text(render(stack, env))
-    run(["docker", "stack", "deploy", "--prune", "--detach=true", "-c", str(stack_file), stack], env)
+    deploy_command = ["docker", "stack", "deploy", "--prune", "--detach=true", "-c", str(stack_file), stack]
+    run(deploy_command, {**env, **manager_env()})
     print(f"swarm: deployed {stack}; `docker stack services {stack}` shows it converge")
 
 
@@ -111,11 +124,12 @@ def show(stack: str) -> None:
 
 
 def remove(stack: str) -> None:
-    run(["docker", "stack", "rm", stack], dict(os.environ))
+    env = manager_env()
+    run(["docker", "stack", "rm", stack], env)
     namespace = f"label=com.docker.stack.namespace={stack}"
-    finished = run(["docker", "ps", "-aq", "--filter", namespace, "--filter", "status=exited"], dict(os.environ), True)
+    finished = run(["docker", "ps", "-aq", "--filter", namespace, "--filter", "status=exited"], env, True)
     if finished.split():
-        run(["docker", "rm", *finished.split()], dict(os.environ), capture=True)
+        run(["docker", "rm", *finished.split()], env, capture=True)
     shutil.rmtree(ROOT / ".secrets" / stack, ignore_errors=True)
     print(f"swarm: removed {stack}; its volumes (the data) stay: docker volume ls --filter {namespace}")
 

@@ -41,6 +41,14 @@ with shelve.open(sys.argv[1], flag="r") as store:
         for name, entry in entries.items()
     }))
 """
+# A beat's role (active, standby) from the record its scheduler writes each
+# tick; "none" until a (re)started beat has ticked.
+READ_BEAT_ROLE = """
+import marshal, os
+path = "/tmp/celery-beat-record"
+print(marshal.load(open(path, "rb"))["role"] if os.path.exists(path) else "none")
+"""
+SWEEP = "process-outbox-events"
 LOG_LINE = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): (\w+)/[^\]]*\] (.*)")
 PROJECT_LABEL = "com.docker.compose.project"
 
@@ -72,6 +80,17 @@ def container_logs(container: str) -> str:
     return done.stdout + done.stderr
 
 
+def sweep_sends(logs: str, after: datetime) -> list[datetime]:
+    """When a beat sent the relay's sweep after `after`, from its log."""
+    found = []
+    for line in logs.splitlines():
+        if f"Sending due task {SWEEP} " in line:
+            when = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+            if when > after:
+                found.append(when)
+    return found
+
+
 def scrape(container: str, url: str) -> dict:
     """Prometheus metrics at `url`, fetched from inside `container` (as its
     neighbours on the network see them), as {(name, sorted labels): value}."""
@@ -87,6 +106,15 @@ def scrape(container: str, url: str) -> dict:
 def psql_command(env: dict[str, str]) -> list[str]:
     """psql in the db container, as the app's database user."""
     return ["psql", "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"], "-v", "ON_ERROR_STOP=1"]
+
+
+def at_replicas(service: dict) -> bool:
+    """A Swarm service at its replicas (`docker stack services`): `2/2`,
+    `2/2 (max 1 per node)`, or a job's `0/1 (1/1 completed)`."""
+    if service["Mode"].endswith("job"):
+        return "(1/1 completed)" in service["Replicas"]
+    running, desired = re.match(r"(\d+)/(\d+)", service["Replicas"]).groups()
+    return running == desired != "0"
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:

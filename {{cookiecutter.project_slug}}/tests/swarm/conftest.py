@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from support import ROOT, docker, wait_for
+from support import ROOT, at_replicas, docker, wait_for
 
 STACK = os.environ.get("SWARM_STACK", "{{ cookiecutter.package_name }}_swarm")
 NAMESPACE = f"label=com.docker.stack.namespace={STACK}"
@@ -63,14 +63,6 @@ class SwarmStack:
             "networks": docker("network", "ls", "-q", "--filter", NAMESPACE).stdout.split(),
             "secrets": docker("secret", "ls", "-q", "--filter", NAMESPACE).stdout.split(),
         }
-
-
-def at_replicas(service: dict) -> bool:
-    """`2/2`, or a job's `0/1 (1/1 completed)`."""
-    if service["Mode"].endswith("job"):
-        return "(1/1 completed)" in service["Replicas"]
-    running, desired = service["Replicas"].split("/")
-    return running == desired != "0"
 
 
 @pytest.fixture(scope="session")
