@@ -29,7 +29,7 @@ demo: $(VENV)/.installed ## Generate ./demo with default answers, start it, wait
 	@# The demo's .env remembers the images chosen, so that `make -C $(DEMO) up`
 	@# works again after `down`, with or without a registry.
 	$(CHOOSE_IMAGES) && $(MAKE) -C $(DEMO) env && \
-	for name in PYTHON_IMAGE REDIS_IMAGE POSTGRES_IMAGE; do \
+	for name in PYTHON_IMAGE REDIS_IMAGE POSTGRES_IMAGE PROMETHEUS_IMAGE; do \
 	  sed -i "/^$$name=/d" $(DEMO)/.env && echo "$$name=$${!name}" >> $(DEMO)/.env; \
 	done
 	$(MAKE) -C $(DEMO) up

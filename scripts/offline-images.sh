@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds stand-ins for the official python, redis and postgres images from
+# Builds stand-ins for the official python, redis, postgres and prometheus images from
 # Debian trixie packages (debootstrap + docker import), for machines that
 # cannot pull from a registry. Nothing is pushed anywhere. Progress goes to
 # stderr; stdout gets the `export ...` line that points Compose at them.
@@ -13,6 +13,7 @@ cache=${OFFLINE_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/celery-stack-deboo
 PYTHON_STANDIN=standin/python:3.13-trixie
 REDIS_STANDIN=standin/redis:8.0-trixie
 POSTGRES_STANDIN=standin/postgres:17-trixie
+PROMETHEUS_STANDIN=standin/prometheus:trixie
 
 fail() { echo "offline-images: $*" >&2; exit 1; }
 
@@ -94,8 +95,24 @@ build_postgres() {
     --change 'CMD ["postgres"]'
 }
 
+# Debian's prometheus package; laid out like the official image (user nobody,
+# data in /prometheus, the config in /etc/prometheus).
+build_prometheus() {
+  local root
+  root=$(rootfs_for prometheus)
+  mkdir -p "$root/prometheus"
+  chown 65534:65534 "$root/prometheus"
+  import_rootfs "$root" "$PROMETHEUS_STANDIN" \
+    --change 'USER nobody' \
+    --change 'WORKDIR /prometheus' \
+    --change 'EXPOSE 9090' \
+    --change 'ENTRYPOINT ["/usr/bin/prometheus"]' \
+    --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
+}
+
 ensure_debootstrap
 if missing "$PYTHON_STANDIN"; then build_python; fi
 if stale "$REDIS_STANDIN" redis; then build_redis; fi
 if stale "$POSTGRES_STANDIN" postgres; then build_postgres; fi
-echo "export PYTHON_IMAGE=$PYTHON_STANDIN REDIS_IMAGE=$REDIS_STANDIN POSTGRES_IMAGE=$POSTGRES_STANDIN"
+if missing "$PROMETHEUS_STANDIN"; then build_prometheus; fi
+echo "export PYTHON_IMAGE=$PYTHON_STANDIN REDIS_IMAGE=$REDIS_STANDIN POSTGRES_IMAGE=$POSTGRES_STANDIN PROMETHEUS_IMAGE=$PROMETHEUS_STANDIN"

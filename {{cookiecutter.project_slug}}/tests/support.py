@@ -49,6 +49,65 @@ path = "/tmp/celery-beat-record"
 print(marshal.load(open(path, "rb"))["role"] if os.path.exists(path) else "none")
 """
 SWEEP = "process-outbox-events"
+# Beat's whole record, as JSON: role, last tick, each entry's last send.
+READ_BEAT_RECORD = """
+import json, marshal, os
+path = "/tmp/celery-beat-record"
+print(json.dumps(marshal.load(open(path, "rb")) if os.path.exists(path) else {}))
+"""
+# COUNT orders at RATE a second, one per request or transaction, as an
+# application writes them; prints COUNT when all are written. TARGET is the
+# API's orders URL (a failed POST is tried again with the same
+# Idempotency-Key, so the order is written once) or `database` (through the
+# package; a failed write is tried again). Run inside an app container.
+ORDER_LOAD = f"""
+import json, sys, threading, time, urllib.request, uuid
+count, rate, target = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+# Writers side by side: one alone, waiting on each answer, falls behind 200/s.
+WRITERS = 8
+
+
+def write_to_database(key):
+    from {PACKAGE}.db import new_session
+    from {PACKAGE}.orders import create_orders
+    from {PACKAGE}.relay import nudge
+
+    with new_session() as session:
+        create_orders(session, 1)
+        session.commit()
+    try:
+        nudge()
+    except Exception:
+        pass  # beat's next sweep finds the order
+
+
+def post(key):
+    headers = dict([("Content-Type", "application/json"), ("Idempotency-Key", key)])
+    body = json.dumps(dict(reference="load")).encode()
+    urllib.request.urlopen(urllib.request.Request(target, body, headers), timeout=5).close()
+
+
+def writer(first):
+    write = write_to_database if target == "database" else post
+    for number in range(first, count, WRITERS):
+        key = str(uuid.uuid4())
+        while True:
+            try:
+                write(key)
+                break
+            except Exception:
+                time.sleep(0.2)
+        time.sleep(max(0.0, started + (number + 1) / rate - time.monotonic()))
+
+
+started = time.monotonic()
+writers = [threading.Thread(target=writer, args=(first,)) for first in range(WRITERS)]
+for thread in writers:
+    thread.start()
+for thread in writers:
+    thread.join()
+print(count)
+"""
 LOG_LINE = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): (\w+)/[^\]]*\] (.*)")
 PROJECT_LABEL = "com.docker.compose.project"
 
@@ -81,13 +140,13 @@ def container_logs(container: str) -> str:
 
 
 def sweep_sends(logs: str, after: datetime) -> list[datetime]:
-    """When a beat sent the relay's sweep after `after`, from its log."""
+    """When a beat sent the relay's sweep after `after`, from its log (as
+    `docker logs` or `compose logs` prints it)."""
     found = []
-    for line in logs.splitlines():
-        if f"Sending due task {SWEEP} " in line:
-            when = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
-            if when > after:
-                found.append(when)
+    for when, _, message in LOG_LINE.findall(logs):
+        sent = datetime.strptime(when, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+        if f"Sending due task {SWEEP} " in message and sent > after:
+            found.append(sent)
     return found
 
 

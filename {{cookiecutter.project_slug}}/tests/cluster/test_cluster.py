@@ -20,35 +20,16 @@ from datetime import UTC, datetime
 {%- endif %}
 
 {% if cookiecutter.beat_scheduler == 'redbeat' -%}
-from support import PACKAGE, READ_BEAT_ROLE, docker, sweep_sends, wait_for
+from support import ORDER_LOAD, PACKAGE, READ_BEAT_ROLE, docker, sweep_sends, wait_for
 {%- else -%}
-from support import PACKAGE, docker, wait_for
+from support import ORDER_LOAD, PACKAGE, docker, wait_for
 {%- endif %}
 
 RATE = 20
+TARGET = "{% if cookiecutter.web == 'fastapi' %}http://api:8000/orders{% else %}database{% endif %}"
 # The lease: the task time limit the layer sets (conftest.py).
 LEASE = 45.0
 BACKLOG = 3000
-{%- if cookiecutter.web == 'fastapi' %}
-# COUNT orders at RATE a second, each POSTed to one of the API's replicas by
-# DNS round robin. A failed request (its replica's node just died) is tried
-# again with the same Idempotency-Key, so the order is written once.
-LOAD = """
-import json, sys, time, urllib.request, uuid
-count, rate = int(sys.argv[1]), float(sys.argv[2])
-started = time.monotonic()
-for number in range(count):
-    headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
-    body = json.dumps({"reference": f"cluster-{number}"}).encode()
-    while True:
-        try:
-            urllib.request.urlopen(urllib.request.Request("http://api:8000/orders", body, headers), timeout=3).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    time.sleep(max(0.0, started + (number + 1) / rate - time.monotonic()))
-"""
-{%- endif %}
 
 
 @contextlib.contextmanager
@@ -57,11 +38,7 @@ def steady_load(stack, seconds: float):
     the block ends when the last is written. Yields how many there are."""
     count = int(RATE * seconds)
     number, container = next((n, c) for n, c in stack.tasks("worker") if n == 1)
-{%- if cookiecutter.web == 'fastapi' %}
-    command = ["python", "-c", LOAD, str(count), str(RATE)]
-{%- else %}
-    command = ["python", "-m", PACKAGE, "emit", "--count", str(count), "--rate", str(RATE)]
-{%- endif %}
+    command = ["python", "-c", ORDER_LOAD, str(count), str(RATE), TARGET]
     load = subprocess.Popen(
         ["docker", "--host", stack.node_host(number), "exec", container, *command],
         stdout=subprocess.PIPE,

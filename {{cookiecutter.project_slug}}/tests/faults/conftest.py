@@ -17,6 +17,9 @@ os.environ.update(
         "COMPOSE_PROJECT_NAME": os.environ.get("FAULTS_PROJECT_NAME", f"{PACKAGE}_faults"),
         "FLOWER_PORT": str(free_port()),
         "API_PORT": str(free_port()),
+        # The monitoring profile's Prometheus, for test_alerts.py.
+        "COMPOSE_PROFILES": "monitoring",
+        "PROMETHEUS_PORT": str(free_port()),
         "OUTBOX_INTERVAL_SECONDS": "2",
         "OUTBOX_BATCH_SIZE": "50",
         "OUTBOX_MAX_ATTEMPTS": "3",
