@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from summary import code_mode
-from wait_healthy import compose_command, container_states, run, verdict
+from wait_healthy import active_services, compose_command, container_states, verdict
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 LOCK = Path(__file__).resolve().parents[1] / "backend" / "requirements.lock"
@@ -145,7 +145,7 @@ def main() -> int:
     # Captured (CI, a pipe): wide enough that nothing is cut.
     console = Console(width=None if sys.stdout.isatty() else 200)
     problems: list[str] = []
-    services = run(*compose_command(), "config", "--services").split()
+    services = active_services(compose_command())
     table, running = services_table(project, services, problems)
     tables = [table]
     try:

@@ -28,6 +28,18 @@ def run(*command: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
+# The services of a Compose profile, which start only when it is active
+# (COMPOSE_PROFILES). Compose v1's `config --services` lists them regardless.
+PROFILES = {"prometheus": "monitoring"}
+
+
+def active_services(compose: list[str]) -> list[str]:
+    """The services `up` starts: all but those of profiles that are not active."""
+    active = os.environ.get("COMPOSE_PROFILES", "").split(",")
+    services = run(*compose, "config", "--services").split()
+    return [service for service in services if service not in PROFILES or PROFILES[service] in active]
+
+
 def container_states(project: str, service: str) -> list[dict]:
     labels = [f"label=com.docker.compose.project={project}", f"label=com.docker.compose.service={service}"]
     ids = run("docker", "ps", "-aq", "--filter", labels[0], "--filter", labels[1]).split()
@@ -51,7 +63,7 @@ def main() -> int:
     compose = compose_command()
     timeout = float(os.environ.get("WAIT_TIMEOUT", "180"))
     started = time.monotonic()
-    services = run(*compose, "config", "--services").split()
+    services = active_services(compose)
     ready: set[str] = set()
     while True:
         pending = []
