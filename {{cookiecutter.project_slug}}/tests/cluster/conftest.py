@@ -47,7 +47,6 @@ class ClusterStack(Stack):
 
     def __init__(self):
         super().__init__(STACK)
-        self.manager = cluster.node_host(1)
 
     node_host = staticmethod(cluster.node_host)
     node_name = staticmethod(cluster.node_name)
