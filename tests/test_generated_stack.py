@@ -9,6 +9,7 @@ soak of the defaults: steady load, random faults, nothing lost."""
 import json
 import os
 import re
+import statistics
 import subprocess
 
 import pytest
@@ -97,12 +98,19 @@ def test_generated_soak_of_three_minutes_loses_nothing(project):
     name = f"{PROJECT_PREFIX}_soak"
     env = {**os.environ, "SOAK_PROJECT_NAME": name}
     try:
-        run(["make", "soak", "DURATION=3m", "SEED=20261207"], cwd=project, env=env)
+        # SEED=1 plans a worker SIGKILL and a beat SIGSTOP within the three minutes.
+        run(["make", "soak", "DURATION=3m", "SEED=1"], cwd=project, env=env)
     finally:
         subprocess.run(["docker", "image", "rm", f"{name}-backend"], capture_output=True, check=False)
     report = json.loads((project / "soak.json").read_text())
     assert report["problems"] == [], report["problems"]
-    assert report["faults"] and len(report["samples"]) >= 15
+    assert [fault["fault"] for fault in report["faults"]] == ["worker_sigkill", "beat_sigstop"]
+    assert len(report["samples"]) >= 15
+    # Each service's RSS was read from its cgroup (a worker's is about 170 MB), and its growth fitted.
+    assert {"worker", "beat", "db", "redis", "flower"} <= report["memory_growth_mb_per_hour"].keys()
+    samples = report["samples"]
+    worker_rss = [f["rss_mb"] for point in samples for name, f in point["containers"].items() if "-worker-" in name]
+    assert statistics.median(worker_rss) > 50, worker_rss
     assert report["totals"]["orders"] >= report["totals"]["orders_acknowledged"] == 200 * 180
     assert report["totals"]["not_confirmed_once"] == 0
     # Beat's sends were read (the skipped-run check had something to check).

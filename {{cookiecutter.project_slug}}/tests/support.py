@@ -217,11 +217,13 @@ class Stack:
         return done
 
     def container(self, service: str, number: int = 1) -> str:
-        """The id of the service's container `number`: the one `exec` uses."""
+        """The id of the service's container `number`: the one `exec` uses,
+        not a one-off `compose run` container of the service (number 1 too)."""
         labels = [
             f"{PROJECT_LABEL}={self.project}",
             f"com.docker.compose.service={service}",
             f"com.docker.compose.container-number={number}",
+            "com.docker.compose.oneoff=False",
         ]
         filters = [option for label in labels for option in ("--filter", f"label={label}")]
         return docker("ps", "-aq", *filters).stdout.strip()

@@ -2,12 +2,12 @@
 steady load of orders (SOAK_RATE a second, 200 by default){% if cookiecutter.web == 'fastapi' %} through the API{% endif %},
 with faults from the fault suite's catalogue at random times, overlapping
 at times; SEED replays a run's sequence. Every 10 s it samples each
-service's memory and CPU (the cgroup's, through `docker stats`), the queue
+service's RSS and CPU (from its cgroup, through Docker's API), the queue
 depth in Redis, the outbox's pending and processing events, and beat's last
 send. At the end it checks from the database that every order was confirmed
 exactly once and that no periodic run was skipped, writes soak.json and
 soak.png, and exits 1 on a loss, a double, a skipped run, or a service's
-memory growing faster than SOAK_MAX_GROWTH MB/hour (default 10; fitted on
+RSS growing faster than SOAK_MAX_GROWTH MB/hour (default 10; fitted on
 each container's samples after its first minute, and judged on runs of 20
 minutes or more: over a few minutes the fit is noise).
 Its Compose project is `{{ cookiecutter.package_name }}_soak` (SOAK_PROJECT_NAME).
@@ -23,10 +23,13 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import matplotlib
 import numpy
+from docker import DockerClient
+from docker.errors import APIError
 
 from support import COMPOSE, ORDER_LOAD, PACKAGE, READ_BEAT_RECORD, ROOT, Stack, docker, free_port, sweep_sends
 
@@ -127,16 +130,31 @@ def plan(seed: int, duration: float) -> list[dict]:
     ]
 
 
-def sample(stack: Stack, started: float) -> dict:
+def cgroup_figures(container) -> dict | None:
+    """RSS (anonymous memory: not the page cache, nor PostgreSQL's shared
+    buffers, which fill to their size and stay) and CPU, from the cgroup;
+    None if the container went away meanwhile (a fault)."""
+    try:
+        stats = container.stats(stream=False)
+    except APIError:
+        return None
+    memory = stats["memory_stats"].get("stats", {})
+    rss = memory.get("anon", memory.get("total_rss", 0))  # cgroup v2, v1
+    cpu, before = stats["cpu_stats"], stats["precpu_stats"]
+    used = cpu["cpu_usage"]["total_usage"] - before["cpu_usage"]["total_usage"]
+    elapsed = cpu.get("system_cpu_usage", 0) - before.get("system_cpu_usage", 0)
+    share = used / elapsed * cpu.get("online_cpus", 1) * 100 if elapsed > 0 else 0.0
+    return {"rss_mb": round(rss / 1e6, 1), "cpu_percent": round(share, 1)}
+
+
+def sample(stack: Stack, started: float, engine: DockerClient) -> dict:
     # The services' containers, not the load's one-off container.
-    labels = [f"label=com.docker.compose.project={PROJECT}", "label=com.docker.compose.oneoff=False"]
-    ids = docker("ps", "-q", *(option for label in labels for option in ("--filter", label))).stdout.split()
-    columns = "{% raw %}{{.Name}}\t{{.MemUsage}}\t{{.CPUPerc}}{% endraw %}"
-    stats = docker("stats", "--no-stream", "--format", columns, *ids, check=False).stdout
-    containers = {}
-    for line in stats.splitlines():
-        name, memory, cpu = line.split("\t")
-        containers[name] = {"memory_mb": to_mb(memory.split("/")[0]), "cpu_percent": float(cpu.rstrip("%") or 0)}
+    labels = [f"com.docker.compose.project={PROJECT}", "com.docker.compose.oneoff=False"]
+    running = engine.containers.list(filters={"label": labels})
+    # Docker takes about a second per container to read its stats: all at once.
+    with ThreadPoolExecutor(max_workers=max(len(running), 1)) as pool:
+        figures = dict(zip((container.name for container in running), pool.map(cgroup_figures, running), strict=True))
+    containers = {name: sampled for name, sampled in figures.items() if sampled is not None}
     try:
         outbox = stack.outbox()
     except AssertionError:  # PostgreSQL is down: a fault of the run
@@ -154,18 +172,13 @@ def sample(stack: Stack, started: float) -> dict:
     }
 
 
-def to_mb(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)\s*([KMG]i?B|B)", text.strip()).groups()
-    return float(number) * {"B": 1e-6, "KiB": 1024 / 1e6, "MiB": 1024**2 / 1e6, "GiB": 1024**3 / 1e6}[unit]
-
-
 def memory_growth(samples: list[dict]) -> dict[str, float]:
     """MB/hour per service: the slope of a linear fit over each container's
     samples after its first minute; the steepest container of a service counts."""
     series = {}
     for point in samples:
         for name, figures in point["containers"].items():
-            series.setdefault(name, []).append((point["t"], figures["memory_mb"]))
+            series.setdefault(name, []).append((point["t"], figures["rss_mb"]))
     growth = {}
     for name, points in series.items():
         settled = [(t, mb) for t, mb in points if t - points[0][0] >= WARM_UP]
@@ -190,6 +203,14 @@ def skipped_runs(sends: list[datetime], begun: datetime, timeline: list[dict]) -
     return unexplained
 
 
+def never_injected(injected: list[dict]) -> list[str]:
+    """Kinds of fault whose every injection failed: a broken injector, not
+    an overlap with another fault (a worker already killed, say)."""
+    errors = {entry["fault"]: entry["error"] for entry in injected if "error" in entry}
+    worked = {entry["fault"] for entry in injected if "error" not in entry}
+    return [f"{fault} was never injected: {error}" for fault, error in sorted(errors.items()) if fault not in worked]
+
+
 def chart(samples: list[dict], timeline: list[dict], path) -> None:
     figure, (rate, backlog, memory) = pyplot.subplots(3, 1, figsize=(10, 8), sharex=True)
     times = [point["t"] / 60 for point in samples]
@@ -203,9 +224,9 @@ def chart(samples: list[dict], timeline: list[dict], path) -> None:
     backlog.legend(loc="upper right")
     services = sorted({name for point in samples for name in point["containers"]})
     for name in services:
-        points = [(p["t"] / 60, p["containers"][name]["memory_mb"]) for p in samples if name in p["containers"]]
+        points = [(p["t"] / 60, p["containers"][name]["rss_mb"]) for p in samples if name in p["containers"]]
         memory.plot(*zip(*points, strict=True), label=name.removeprefix(f"{PROJECT}-"))
-    memory.set_ylabel("memory (MB)")
+    memory.set_ylabel("RSS (MB)")
     memory.set_xlabel("minutes")
     memory.legend(loc="upper left", fontsize="small", ncol=3)
     for axes in (rate, backlog, memory):
@@ -261,9 +282,9 @@ def run(stack: Stack, duration: float, seed: int, timeline: list[dict]) -> dict:
     faults, injected = Faults(stack), []
     for entry in timeline:
         threading.Timer(entry["at"], inject, (faults, entry, injected)).start()
-    samples = []
+    samples, engine = [], DockerClient.from_env()
     while load.poll() is None or time.monotonic() - started < duration:
-        samples.append(sample(stack, started))
+        samples.append(sample(stack, started, engine))
         time.sleep(max(0.0, started + len(samples) * SAMPLE_EVERY - time.monotonic()))
     output, errors = load.communicate()
     for thread in threading.enumerate():
@@ -282,6 +303,7 @@ def run(stack: Stack, duration: float, seed: int, timeline: list[dict]) -> dict:
     problems += [f"{not_once} orders not confirmed exactly once"] if not_once else []
     sends = sweep_sends(stack.raw_logs("beat"), begun)
     problems += skipped_runs(sends, begun, injected)
+    problems += never_injected(injected)
     if duration >= JUDGE_GROWTH_FROM:
         problems += [f"{name} grew {mb} MB/hour" for name, mb in growth.items() if mb > MAX_GROWTH]
     return {
