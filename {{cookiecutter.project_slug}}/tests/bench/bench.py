@@ -8,6 +8,8 @@ CPU and memory over 60 s, the drain rate of a 100k backlog, end-to-end latency
 a code-only rebuild, {% if cookiecutter.web == 'fastapi' %}the API under wrk (orders/s at
 saturation, HTTP latency at 200/s, 201 to confirmed), {% endif %}and in dev mode
 the time from saving a task's source to the new code running (10 saves).
+PEER=1 adds two peers, pgqueuer and plain Celery, beside this stack's drain
+rate and latency (peers.py).
 BENCH_BACKLOG, BENCH_RATE, BENCH_LOAD_SECONDS and BENCH_IDLE_SECONDS shorten it.
 """
 
@@ -41,6 +43,7 @@ BACKLOG = int(os.environ.get("BENCH_BACKLOG", "100000"))
 RATE = float(os.environ.get("BENCH_RATE", "200"))
 LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "30"))
 IDLE_SECONDS = float(os.environ.get("BENCH_IDLE_SECONDS", "60"))
+PEER = os.environ.get("PEER", "") not in ("", "0")
 SWEEP = "process-outbox-events"
 READ_INTERVAL = f"from {PACKAGE}.settings import get_settings; print(get_settings().outbox_interval_seconds)"
 # Goals and the figures measured before the relay work (the README has both).
@@ -52,6 +55,7 @@ GOALS = {
     "code-only rebuild": "<= 5 s, 1 build",
     "image over its base": "<= 60 MB",
     "edit to running (make dev)": "p50 <= 2 s",
+    "peer: pgqueuer": "this stack's drain >= pgqueuer's",
 }
 RELOADS = 10
 {%- if cookiecutter.web == 'fastapi' %}
@@ -136,19 +140,19 @@ def clear_outbox(stack: Stack) -> None:
     stack.empty_outbox()
 
 
-def measure_drain(stack: Stack) -> dict:
+def measure_drain(stack: Stack, backlog: int = BACKLOG) -> dict:
     """A backlog written while the worker is stopped, then drained."""
     clear_outbox(stack)
     stack.compose("stop", "worker")
-    stack.compose("run", "--rm", "--no-deps", "worker", "python", "-m", PACKAGE, "emit", "--count", str(BACKLOG))
+    stack.compose("run", "--rm", "--no-deps", "worker", "python", "-m", PACKAGE, "emit", "--count", str(backlog))
     started = time.monotonic()
     stack.compose("start", "worker")
-    wait_for(lambda: stack.outbox()["processed"] == BACKLOG, timeout=BACKLOG / 100 + 60, interval=1)
+    wait_for(lambda: stack.outbox()["processed"] == backlog, timeout=backlog / 100 + 60, interval=1)
     wall = seconds_since(started)
     span = float(stack.psql("SELECT extract(epoch FROM max(processed_at) - min(processed_at)) FROM outbox_events"))
     return {
-        "backlog": BACKLOG,
-        "drain_events_per_s": round(BACKLOG / span),
+        "backlog": backlog,
+        "drain_events_per_s": round(backlog / span),
         "drain_span_s": round(span, 2),
         "wall_s_including_worker_start": wall,
     }
@@ -335,6 +339,15 @@ def report(results: dict) -> None:
         ("API image growth", f"{api['image_growth_mb']} MB"),
     ]
 {%- endif %}
+    for name, peer in results.get("peers", {}).items():
+        if name in ("pgqueuer", "celery"):
+            rows.append(
+                (
+                    f"peer: {name}",
+                    f"{peer['drain_events_per_s']:,} jobs/s at best ({peer['best']}), p99 {peer['latency_p99_ms']} ms;"
+                    f" this stack x{peer['this_stack_drain_ratio']} its drain, x{peer['this_stack_p99_ratio']} its p99",
+                )
+            )
     for figure, measured in rows:
         table.add_row(figure, measured, GOALS.get(figure, ""))
     Console().print(table)
@@ -356,6 +369,13 @@ def main() -> int:
 {%- if cookiecutter.web == 'fastapi' %}
         results["api"] = measure_api(stack)
 {%- endif %}
+        if PEER:
+            import peers
+
+            ours = measure_drain(stack, peers.JOBS)["drain_events_per_s"]
+            latency = results["latency"]["latency_p99_ms"]
+            this_stack = {"drain_events_per_s": ours, "latency_p99_ms": latency}
+            results["peers"] = peers.measure(stack, this_stack, RATE, LOAD_SECONDS)
         results["reload"] = measure_reload(stack)
     except BaseException:
         print(stack.compose("logs", "--no-color", "--timestamps", check=False).stdout)
